@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/spf13/cobra"
+
+	"github.com/stewardhq/steward/internal/audit"
+	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+type serveOptions struct {
+	Listen string
+	Grace  time.Duration
+}
+
+func (o *serveOptions) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Listen, "listen", "", "address to listen on, overrides steward.listen (e.g. 127.0.0.1:8080)")
+	cmd.Flags().DurationVar(&o.Grace, "grace", 30*time.Second, "how long running jobs may take to finish at shutdown before they are cancelled and recorded as interrupted")
+}
+
+func newServeCmd(g *globalOptions) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API server, web UI, metrics and job workers until SIGINT/SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), g, o, cmd.OutOrStdout())
+		},
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+func runServe(ctx context.Context, g *globalOptions, o *serveOptions, out io.Writer) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	if g.Server != "" {
+		return usagef("serve runs a server; unset --server/STEWARD_SERVER")
+	}
+	cfg, err := g.loadConfig(true)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, g, cfg, o, func(_ context.Context, r *running) error {
+		fmt.Fprintf(out, "steward %s serving on %s (store %s)\n", version, r.URL, r.App.store.URL())
+		return nil
+	})
+}
+
+// running is a started server, handed to the onReady callback.
+type running struct {
+	URL string
+	App *app
+}
+
+// checkpointArgs is the periodic job that signs and publishes the audit head.
+type checkpointArgs struct{}
+
+func (checkpointArgs) Kind() string { return "audit.checkpoint" }
+
+type checkpointWorker struct {
+	river.WorkerDefaults[checkpointArgs]
+	app *app
+}
+
+func (w *checkpointWorker) Work(ctx context.Context, _ *river.Job[checkpointArgs]) error {
+	_, _, err := writeCheckpoint(ctx, w.app, nil, false)
+	return err
+}
+
+// serve opens everything a server needs, starts jobs and HTTP, calls onReady
+// once the listener is bound, and shuts down in order when ctx is done or
+// onReady returns errStop.
+func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOptions, onReady func(context.Context, *running) error) error {
+	log := g.logger()
+	if err := os.MkdirAll(cfg.Steward.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.Steward.DataDir, err)
+	}
+	storeURL, err := g.storeURL(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, storeURL, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	alog := audit.New(st, audit.Options{Logger: log, Registerer: reg})
+	// The audit writer outlives ctx so shutdown events are still recorded.
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAudit()
+	alog.Start(auditCtx)
+	defer func() {
+		if err := alog.Close(); err != nil {
+			log.Error("flush audit log", "err", err)
+		}
+	}()
+	a := &app{cfg: cfg, store: st, audit: alog, log: log}
+	a.auth = auth.NewManager(st, customRoles(cfg), a.auditFunc())
+	a.actor = a.auth.LocalAdmin(osUser())
+	if _, _, err := signingKey(a); err != nil {
+		return err
+	}
+	if err := bootstrapUsers(ctx, a); err != nil {
+		return err
+	}
+
+	jcfg := jobs.Config{
+		Dialect:    st.Dialect(),
+		DSN:        st.DriverDSN(),
+		Logger:     log.With("component", "jobs"),
+		Registerer: reg,
+		Periodic: []jobs.Periodic{{
+			Name: "audit-checkpoint", Cron: cfg.Steward.Audit.CheckpointSchedule, Args: checkpointArgs{}, RunOnStart: true,
+		}},
+		OnInterrupted: func(ctx context.Context, j jobs.JobInfo, err error) {
+			_, aerr := alog.Append(context.WithoutCancel(ctx), audit.Entry{Actor: auth.System("jobs"), Action: "job.interrupted",
+				Target: fmt.Sprintf("job:%d", j.ID), Outcome: "interrupted",
+				Details: map[string]any{"kind": j.Kind, "attempt": j.Attempt, "error": fmt.Sprint(err)}})
+			if aerr != nil {
+				log.Error("record interrupted job", "job", j.ID, "err", aerr)
+			}
+		},
+	}
+	if err := jobs.Migrate(ctx, jcfg); err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	jreg := jobs.NewRegistry()
+	jobs.Register(jreg, &checkpointWorker{app: a})
+	runner, err := jobs.New(ctx, jcfg, jreg)
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	defer runner.Close()
+	if err := runner.Start(ctx); err != nil {
+		return fmt.Errorf("job queue: start: %w", err)
+	}
+
+	srv, err := server.New(server.Options{
+		Config: cfg, Store: st, Auth: a.auth, Audit: a.auditFunc(), Logger: log.With("component", "server"),
+		Registry: reg, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	listen := cfg.Steward.Listen
+	if o.Listen != "" {
+		listen = o.Listen
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; choose another address with --listen or steward.listen", listen, err)
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go reloadOnHUP(serveCtx, g, srv, log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(serveCtx, ln) }()
+	r := &running{URL: "http://" + ln.Addr().String(), App: a}
+	if onReady != nil {
+		if err := onReady(serveCtx, r); err != nil {
+			cancel()
+			serr := <-errc
+			stopRunner(runner, o.Grace, log)
+			if errors.Is(err, errStop) {
+				return serr
+			}
+			return err
+		}
+	}
+	serr := <-errc
+	stopRunner(runner, o.Grace, log)
+	return serr
+}
+
+// errStop asks serve to shut down cleanly (demo --once).
+var errStop = errors.New("stop")
+
+func stopRunner(r *jobs.Runner, grace time.Duration, log interface{ Error(string, ...any) }) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace+10*time.Second)
+	defer cancel()
+	if err := r.Stop(ctx, grace); err != nil {
+		log.Error("stop jobs", "err", err)
+	}
+}
+
+// reloadOnHUP reloads the config on SIGHUP; a bad config is logged and the
+// running one kept.
+func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			cfg, err := g.loadConfig(true)
+			if err != nil {
+				log.Error("config reload rejected; keeping the running config", "err", err)
+				continue
+			}
+			srv.SetConfig(cfg)
+			log.Info("config reloaded", "services", len(cfg.Services))
+		}
+	}
+}
+
+// bootstrapUsers creates the users listed in config that do not exist yet
+// and brings their roles in line with the config. Tokens are never created
+// here: use `steward token create`.
+func bootstrapUsers(ctx context.Context, a *app) error {
+	actor := auth.System("bootstrap")
+	for _, u := range a.cfg.Users {
+		existing, err := a.store.GetUser(ctx, u.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			if _, _, err := a.auth.AddUser(ctx, actor, u.Name, u.Email, u.Roles, false); err != nil {
+				return fmt.Errorf("bootstrap user %s: %w", u.Name, err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !sameSet(existing.Roles, u.Roles) {
+			if err := a.store.SetUserRoles(ctx, u.Name, u.Roles); err != nil {
+				return err
+			}
+			if _, err := a.audit.Append(ctx, audit.Entry{Actor: actor, Action: "user.roles", Target: "user:" + u.Name, Outcome: "ok",
+				Details: map[string]any{"from": existing.Roles, "to": u.Roles}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, x := range a {
+		m[x] = true
+	}
+	for _, x := range b {
+		if !m[x] {
+			return false
+		}
+	}
+	return true
+}

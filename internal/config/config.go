@@ -1,0 +1,197 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Config is a loaded and validated steward.yaml, with its includes merged in.
+type Config struct {
+	Include  []string  `yaml:"include" doc:"Files or glob patterns to include, relative to the including file's directory. Included files may define users, roles and services (lists are concatenated) and include further files; cycles are errors. A glob that matches nothing is allowed; a plain path that does not exist is an error."`
+	Steward  Steward   `yaml:"steward" doc:"Settings of the Steward server itself. Only allowed in the main file."`
+	Users    []User    `yaml:"users" doc:"People who use Steward and the roles they hold."`
+	Roles    []Role    `yaml:"roles" doc:"Custom roles (for example dba or sre), in addition to the built-in roles viewer, operator, approver, admin and auditor."`
+	Services []Service `yaml:"services" doc:"The services Steward watches over."`
+	Policies Policies  `yaml:"policies" doc:"Policies applied to actions. Only allowed in the main file."`
+
+	// Path is the absolute path of the main config file.
+	Path string `yaml:"-"`
+}
+
+// Steward holds the settings of the Steward server.
+type Steward struct {
+	Store              string `yaml:"store" doc:"State database: sqlite:///abs/path.db, sqlite://relative.db (relative to the main file's directory), or postgres://... (postgresql:// also accepted). May be a secret reference (env:NAME, file:PATH). A password inline in the URL is an error unless allow_inline_secrets is set. Defaults to sqlite://<data_dir>/steward.db."`
+	Listen             string `yaml:"listen" default:"127.0.0.1:8080" doc:"Address (host:port) the HTTP server listens on."`
+	DataDir            string `yaml:"data_dir" default:"steward-data" doc:"Directory for local state (SQLite store, generated keys). A relative path is resolved against the main config file's directory."`
+	Audit              Audit  `yaml:"audit" doc:"Tamper-evident audit log settings."`
+	AllowInlineSecrets bool   `yaml:"allow_inline_secrets" default:"false" doc:"Allow secrets written inline in the config (passwords in URLs, a literal signing key). Meant for local experiments only."`
+}
+
+// Audit holds the audit log settings.
+type Audit struct {
+	SigningKey         Secret   `yaml:"signing_key" doc:"ed25519 key that signs audit checkpoints, as a secret reference. Empty: a key is generated in data_dir."`
+	Origin             string   `yaml:"origin" default:"steward.local/audit" doc:"Origin line of signed checkpoints; identifies this log."`
+	CheckpointSchedule string   `yaml:"checkpoint_schedule" default:"@hourly" doc:"When the server signs and publishes a checkpoint of the audit log: a 5-field cron expression or a descriptor such as @hourly or @every 15m."`
+	Publish            []string `yaml:"publish" doc:"Where signed checkpoints are published outside Steward: file:/path/dir (a relative path is resolved against the main file's directory) or an http:// or https:// webhook URL."`
+}
+
+// User is a person who uses Steward.
+type User struct {
+	Name  string   `yaml:"name" required:"true" pattern:"name" doc:"Unique user name."`
+	Email string   `yaml:"email" doc:"Email address."`
+	Roles []string `yaml:"roles" doc:"Roles held: built-in (viewer, operator, approver, admin, auditor) or defined under roles."`
+}
+
+// Role is a custom role.
+type Role struct {
+	Name        string   `yaml:"name" required:"true" pattern:"name" doc:"Unique role name; must not be the name of a built-in role."`
+	Description string   `yaml:"description" doc:"What the role is for."`
+	Permissions []string `yaml:"permissions" pattern:"permission" doc:"Permissions granted, such as fix.apply, sql.exec or access.*."`
+}
+
+// Service is a service Steward watches over.
+type Service struct {
+	Name        string            `yaml:"name" required:"true" pattern:"name" doc:"Unique service name."`
+	Description string            `yaml:"description" doc:"What the service does."`
+	Owners      []string          `yaml:"owners" doc:"Owning teams or people."`
+	Tier        int               `yaml:"tier" default:"3" minimum:"1" maximum:"4" doc:"Criticality, 1 (most critical) to 4."`
+	Labels      map[string]string `yaml:"labels" doc:"Free-form key/value labels."`
+	Contacts    Contacts          `yaml:"contacts" doc:"Who to call."`
+	Databases   []Database        `yaml:"databases" doc:"Databases of the service."`
+}
+
+// Contacts lists who to call for a service.
+type Contacts struct {
+	Oncall       Contact `yaml:"oncall" doc:"On-call rotation or person."`
+	Escalation   Contact `yaml:"escalation" doc:"Escalation contact."`
+	ProviderNOC  Contact `yaml:"provider_noc" doc:"Network operations center of the hosting provider."`
+	ProviderSIRT Contact `yaml:"provider_sirt" doc:"Security incident response team of the hosting provider."`
+}
+
+// Contact is a way to reach someone. In YAML it is either a mapping or a
+// plain string, which is stored in Name.
+type Contact struct {
+	Name  string `yaml:"name" doc:"Person, team or rotation."`
+	Phone string `yaml:"phone" pattern:"phone" doc:"Phone number."`
+	Email string `yaml:"email" doc:"Email address."`
+	URL   string `yaml:"url" doc:"Web page (http or https), such as a paging or support portal."`
+}
+
+// IsZero reports whether no field of the contact is set.
+func (c Contact) IsZero() bool { return c == Contact{} }
+
+// Database is a database of a service.
+type Database struct {
+	Name       string `yaml:"name" required:"true" pattern:"name" doc:"Database name, unique within the service."`
+	Engine     string `yaml:"engine" required:"true" enum:"postgres,mysql,sqlite" doc:"Database engine."`
+	URL        Secret `yaml:"url" required:"true" doc:"Connection URL, normally a secret reference. postgres: postgres:// URL; mysql: mysql:// URL or user@tcp(host:3306)/db DSN; sqlite: a path or sqlite:// URL."`
+	ReplicaURL Secret `yaml:"replica_url" doc:"Connection URL of a read replica, same forms as url."`
+}
+
+// Policies holds the policies applied to actions.
+type Policies struct {
+	Approvals []ApprovalRule `yaml:"approvals" doc:"Approval rules: which actions need approvals from whom."`
+}
+
+// ApprovalRule requires approvals for the actions it matches.
+type ApprovalRule struct {
+	Name    string        `yaml:"name" required:"true" pattern:"name" doc:"Unique rule name."`
+	Match   PolicyMatch   `yaml:"match" doc:"Actions the rule applies to; every listed criterion must match, an empty criterion matches all."`
+	Require []Requirement `yaml:"require" doc:"Approvals required; every entry must be satisfied."`
+}
+
+// PolicyMatch selects actions.
+type PolicyMatch struct {
+	Action  []string `yaml:"action" pattern:"permission" doc:"Action names, such as fix.apply or sql.exec; a trailing * matches a prefix."`
+	Service []string `yaml:"service" doc:"Service names."`
+	Risk    []string `yaml:"risk" enum:"low,medium,high,critical" doc:"Risk levels."`
+	Tier    []int    `yaml:"tier" minimum:"1" maximum:"4" doc:"Service tiers."`
+}
+
+// Requirement asks for a number of approvals from a set of principals.
+type Requirement struct {
+	Approvals int      `yaml:"approvals" default:"1" minimum:"1" doc:"Number of distinct approvers needed."`
+	From      []string `yaml:"from" doc:"Who may approve: role:NAME or user:NAME entries."`
+}
+
+// builtinRoles are the roles Steward defines itself.
+var builtinRoles = []string{"viewer", "operator", "approver", "admin", "auditor"}
+
+// BuiltinRoles returns the names of the built-in roles.
+func BuiltinRoles() []string { return slices.Clone(builtinRoles) }
+
+// IsBuiltinRole reports whether name is a built-in role.
+func IsBuiltinRole(name string) bool { return slices.Contains(builtinRoles, name) }
+
+// Service returns the service with the given name, or nil.
+func (c *Config) Service(name string) *Service {
+	for i := range c.Services {
+		if c.Services[i].Name == name {
+			return &c.Services[i]
+		}
+	}
+	return nil
+}
+
+// StoreURL returns the effective store URL: steward.store, or the default
+// sqlite://<data_dir>/steward.db. It may be a secret reference; resolve it
+// with Secret(c.StoreURL()).Resolve().
+func (c *Config) StoreURL() string {
+	if c.Steward.Store != "" {
+		return c.Steward.Store
+	}
+	return "sqlite://" + filepath.ToSlash(filepath.Join(c.Steward.DataDir, "steward.db"))
+}
+
+// Secret is a secret reference, "env:NAME" or "file:PATH", or, where
+// allowed, an inline literal value.
+type Secret string
+
+// maxSecretSize bounds what Resolve reads from a secret file.
+const maxSecretSize = 64 << 10
+
+// IsRef reports whether s is a reference (env: or file:) rather than a literal.
+func (s Secret) IsRef() bool {
+	return strings.HasPrefix(string(s), "env:") || strings.HasPrefix(string(s), "file:")
+}
+
+// Resolve returns the value s refers to: the environment variable for
+// env:NAME, the file content without its trailing newline for file:PATH, or s
+// itself for an inline literal.
+func (s Secret) Resolve() (string, error) {
+	switch {
+	case strings.HasPrefix(string(s), "env:"):
+		name := strings.TrimPrefix(string(s), "env:")
+		if name == "" {
+			return "", fmt.Errorf("empty env var name in secret reference %q", string(s))
+		}
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("env var %s is not set", name)
+		}
+		if v == "" {
+			return "", fmt.Errorf("env var %s is empty", name)
+		}
+		return v, nil
+	case strings.HasPrefix(string(s), "file:"):
+		path := strings.TrimPrefix(string(s), "file:")
+		if path == "" {
+			return "", fmt.Errorf("empty path in secret reference %q", string(s))
+		}
+		b, err := readLimited(path, maxSecretSize)
+		if err != nil {
+			return "", fmt.Errorf("read secret file %s: %w", path, err)
+		}
+		v := strings.TrimSuffix(string(b), "\n")
+		v = strings.TrimSuffix(v, "\r")
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", path)
+		}
+		return v, nil
+	default:
+		return string(s), nil
+	}
+}
