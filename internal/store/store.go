@@ -92,7 +92,9 @@ func ParseURL(raw string) (dialect, dsn, path string, err error) {
 	if path == "" {
 		return "", "", "", fmt.Errorf("%w %q: missing file path", ErrBadStoreURL, raw)
 	}
-	dsn = "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	// The DSN is a SQLite URI filename: escape what it would cut at.
+	esc := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
+	dsn = "file:" + esc + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	return SQLite, dsn, path, nil
 }
 
