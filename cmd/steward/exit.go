@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/store"
@@ -51,11 +52,26 @@ func exitCode(err error) int {
 		errors.Is(err, store.ErrBadStoreURL), errors.Is(err, store.ErrExists), errors.Is(err, store.ErrNotFound),
 		errors.Is(err, auth.ErrBadName), errors.Is(err, auth.ErrUnknownRole), errors.Is(err, auth.ErrUserDisabled),
 		errors.Is(err, auth.ErrNoToken), errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrExpiredToken),
-		errors.Is(err, auth.ErrRevokedToken), errors.Is(err, auth.ErrForbidden), errors.Is(err, errConfigMissing):
+		errors.Is(err, auth.ErrRevokedToken), errors.Is(err, auth.ErrForbidden), errors.Is(err, errConfigMissing),
+		isActionRefusal(err):
 		return exitUsage
 	default:
 		return exitRuntime
 	}
+}
+
+// isActionRefusal reports the action pipeline refusing a request: the
+// input or the action's state must change, not the machine.
+func isActionRefusal(err error) bool {
+	for _, e := range []error{action.ErrUnknownKind, action.ErrReasonRequired, action.ErrUnknownService, action.ErrNotApproved,
+		action.ErrSelfApproval, action.ErrNotEligible, action.ErrAlreadyDecided, action.ErrPlanChanged, action.ErrFrozen,
+		action.ErrExpired, action.ErrBadTransition, action.ErrNoBreakGlass, action.ErrSelfReview, action.ErrReviewCompleted,
+		action.ErrBadParams, store.ErrConflict} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // reportError prints err for a person at a terminal: config errors one per

@@ -270,6 +270,11 @@ func TestRemoteInvalidToken(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "viewer1") {
 		t.Fatalf("remote user list: %+v", r)
 	}
+	// A token on the local store acts as its user: a viewer may not add users.
+	r = steward(t, "--store", st, "--token", added.Token, "user", "add", "mallory", "--role", "admin")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "permission denied") {
+		t.Fatalf("viewer adding a user: %+v", r)
+	}
 }
 
 func TestServeOnPostgres(t *testing.T) {

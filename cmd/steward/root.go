@@ -15,9 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -116,6 +118,9 @@ type app struct {
 	auth  *auth.Manager
 	log   *slog.Logger
 	actor auth.Principal
+
+	notify  *notify.Outbox
+	actions *action.Pipeline
 }
 
 // storeURL is --store, else the config's store (resolving a secret
@@ -161,10 +166,20 @@ func (g *globalOptions) openApp(ctx context.Context) (*app, error) {
 	a.audit.Start(ctx)
 	a.auth = auth.NewManager(st, customRoles(cfg), a.auditFunc())
 	a.actor = a.auth.LocalAdmin(osUser())
+	if g.Token != "" {
+		// A token on the local store acts as that user, with their roles.
+		p, err := a.auth.Authenticate(ctx, g.Token)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.actor = p
+	}
 	return a, nil
 }
 
 func (a *app) Close() {
+	a.flushNotifications()
 	if err := a.audit.Close(); err != nil {
 		a.log.Error("flush audit log", "err", err)
 	}
@@ -237,6 +252,11 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newUserCmd(g),
 		newTokenCmd(g),
 		newDemoCmd(g),
+		newActionCmd(g),
+		newVoteCmd(g, "approve"),
+		newVoteCmd(g, "reject"),
+		newReviewCmd(g),
+		newGateCmd(g),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ type Config struct {
 	Roles    []Role    `yaml:"roles" doc:"Custom roles (for example dba or sre), in addition to the built-in roles viewer, operator, approver, admin and auditor."`
 	Services []Service `yaml:"services" doc:"The services Steward watches over."`
 	Policies Policies  `yaml:"policies" doc:"Policies applied to actions. Only allowed in the main file."`
+	Notify   Notify    `yaml:"notify" doc:"Notification channels and routing. Only allowed in the main file."`
 
 	// Path is the absolute path of the main config file.
 	Path string `yaml:"-"`
@@ -42,6 +43,7 @@ type Audit struct {
 type User struct {
 	Name  string   `yaml:"name" required:"true" pattern:"name" doc:"Unique user name."`
 	Email string   `yaml:"email" doc:"Email address."`
+	Slack string   `yaml:"slack" doc:"Slack member ID (like U012AB3CD), so approvals from Slack buttons map to this user."`
 	Roles []string `yaml:"roles" doc:"Roles held: built-in (viewer, operator, approver, admin, auditor) or defined under roles."`
 }
 
@@ -89,32 +91,6 @@ type Database struct {
 	Engine     string `yaml:"engine" required:"true" enum:"postgres,mysql,sqlite" doc:"Database engine."`
 	URL        Secret `yaml:"url" required:"true" doc:"Connection URL, normally a secret reference. postgres: postgres:// URL; mysql: mysql:// URL or user@tcp(host:3306)/db DSN; sqlite: a path or sqlite:// URL."`
 	ReplicaURL Secret `yaml:"replica_url" doc:"Connection URL of a read replica, same forms as url."`
-}
-
-// Policies holds the policies applied to actions.
-type Policies struct {
-	Approvals []ApprovalRule `yaml:"approvals" doc:"Approval rules: which actions need approvals from whom."`
-}
-
-// ApprovalRule requires approvals for the actions it matches.
-type ApprovalRule struct {
-	Name    string        `yaml:"name" required:"true" pattern:"name" doc:"Unique rule name."`
-	Match   PolicyMatch   `yaml:"match" doc:"Actions the rule applies to; every listed criterion must match, an empty criterion matches all."`
-	Require []Requirement `yaml:"require" doc:"Approvals required; every entry must be satisfied."`
-}
-
-// PolicyMatch selects actions.
-type PolicyMatch struct {
-	Action  []string `yaml:"action" pattern:"permission" doc:"Action names, such as fix.apply or sql.exec; a trailing * matches a prefix."`
-	Service []string `yaml:"service" doc:"Service names."`
-	Risk    []string `yaml:"risk" enum:"low,medium,high,critical" doc:"Risk levels."`
-	Tier    []int    `yaml:"tier" minimum:"1" maximum:"4" doc:"Service tiers."`
-}
-
-// Requirement asks for a number of approvals from a set of principals.
-type Requirement struct {
-	Approvals int      `yaml:"approvals" default:"1" minimum:"1" doc:"Number of distinct approvers needed."`
-	From      []string `yaml:"from" doc:"Who may approve: role:NAME or user:NAME entries."`
 }
 
 // builtinRoles are the roles Steward defines itself.

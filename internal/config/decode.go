@@ -139,6 +139,18 @@ func noun(t reflect.Type) string {
 		return "match"
 	case reflect.TypeFor[Requirement]():
 		return "requirement"
+	case reflect.TypeFor[Freeze]():
+		return "freeze"
+	case reflect.TypeFor[Notify]():
+		return "notify"
+	case reflect.TypeFor[Channel]():
+		return "channel"
+	case reflect.TypeFor[SMTP]():
+		return "smtp"
+	case reflect.TypeFor[Route]():
+		return "route"
+	case reflect.TypeFor[RouteMatch]():
+		return "match"
 	}
 	return ""
 }

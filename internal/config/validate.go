@@ -149,6 +149,7 @@ func (l *loader) validate(cfg *Config) {
 	}
 
 	l.validatePolicies(cfg, roles, services)
+	l.validateNotify(cfg, services)
 }
 
 // knownHint suggests a close name, or lists the known ones.
@@ -411,64 +412,6 @@ func dbURLProblem(engine, subject, s string, allowInline bool) string {
 		}
 	}
 	return ""
-}
-
-func (l *loader) validatePolicies(cfg *Config, roles, services []string) {
-	users := make([]string, 0, len(cfg.Users))
-	for _, u := range cfg.Users {
-		users = append(users, u.Name)
-	}
-	first := map[string]int{}
-	for i, r := range cfg.Policies.Approvals {
-		path := fmt.Sprintf("policies.approvals[%d]", i)
-		if r.Name != "" {
-			if j, dup := first[r.Name]; dup {
-				l.errorf(l.at(path+".name"), "duplicate approval rule %q (first defined at %s)", r.Name, l.at(fmt.Sprintf("policies.approvals[%d].name", j)))
-			} else {
-				first[r.Name] = i
-			}
-		}
-		for k, s := range r.Match.Service {
-			if !slices.Contains(services, s) {
-				l.errorf(l.at(fmt.Sprintf("%s.match.service[%d]", path, k)), "unknown service %s%s", quoteShort(s), knownHint(s, services, "services"))
-			}
-		}
-		if len(r.Require) == 0 {
-			l.errorf(l.at(path+".require"), "approval rule %q must require at least one approval (require is empty)", r.Name)
-		}
-		for k, req := range r.Require {
-			rpath := fmt.Sprintf("%s.require[%d]", path, k)
-			if len(req.From) == 0 {
-				l.errorf(l.at(rpath+".from"), "from must list at least one role:NAME or user:NAME")
-				continue
-			}
-			onlyUsers := true
-			for m, from := range req.From {
-				if from == "" {
-					continue // reported while decoding
-				}
-				fp := l.at(fmt.Sprintf("%s.from[%d]", rpath, m))
-				kind, name, _ := strings.Cut(from, ":")
-				switch kind {
-				case "role":
-					onlyUsers = false
-					if !slices.Contains(roles, name) {
-						l.errorf(fp, "unknown role %s in from%s", quoteShort(name), knownHint(name, roles, "roles"))
-					}
-				case "user":
-					if !slices.Contains(users, name) {
-						l.errorf(fp, "unknown user %s in from%s", quoteShort(name), knownHint(name, users, "users"))
-					}
-				default:
-					onlyUsers = false
-					l.errorf(fp, "invalid from entry %s: want role:NAME or user:NAME", quoteShort(from))
-				}
-			}
-			if onlyUsers && req.Approvals > len(req.From) {
-				l.errorf(l.at(rpath+".approvals"), "requires %d approvals but from lists only %d %s", req.Approvals, len(req.From), plural(len(req.From), "user", "users"))
-			}
-		}
-	}
 }
 
 func plural(n int, one, many string) string {
