@@ -93,7 +93,7 @@ services:
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want 2; %+v", r.code, r)
 	}
-	lines := regexp.MustCompile(regexp.QuoteMeta(path) + `:\d+:\d+: `).FindAllString(r.stderr, -1)
+	lines := regexp.MustCompile(regexp.QuoteMeta(path)+`:\d+:\d+: `).FindAllString(r.stderr, -1)
 	if len(lines) < 4 {
 		t.Fatalf("want at least 4 positioned errors (unknown key, engine, inline password, duplicate), got %d:\n%s", len(lines), r.stderr)
 	}

@@ -70,8 +70,8 @@ func (p *Pipeline) BreakGlass(ctx context.Context, actor auth.Principal, req Req
 		return nil, review, err
 	}
 	p.notify(ctx, notify.Message{Event: "review.opened", Severity: "warning", Service: a.Service,
-		Title: fmt.Sprintf("Review break-glass #%d by %s before %s", a.ID, actor.User.Name, deadline.Format(time.RFC3339)),
-		Text:  fmt.Sprintf("%d people other than %s must run: steward review complete %d --notes \"…\"", review.Required, actor.User.Name, review.ID),
+		Title:    fmt.Sprintf("Review break-glass #%d by %s before %s", a.ID, actor.User.Name, deadline.Format(time.RFC3339)),
+		Text:     fmt.Sprintf("%d people other than %s must run: steward review complete %d --notes \"…\"", review.Required, actor.User.Name, review.ID),
 		DedupKey: fmt.Sprintf("review-%d", review.ID), ActionID: a.ID})
 	if err := p.moveOnly(a, Approved); err != nil {
 		return nil, review, err

@@ -164,9 +164,9 @@ func (p *Pipeline) submit(ctx context.Context, actor string, a *Action) (*Action
 	}
 	p.notify(ctx, notify.Message{
 		Event: "action.pending", Severity: "info", Service: a.Service,
-		Title: fmt.Sprintf("Approval needed: %s #%d", a.Kind, a.ID),
-		Text:  fmt.Sprintf("%s requests %s: %s\nReason: %s\nNeeds: %s", a.Requester, a.Kind, a.Plan.Summary, a.Reason, d.Missing),
-		Fields: map[string]string{"risk": a.Risk, "rule": rule.Name, "requester": a.Requester},
+		Title:    fmt.Sprintf("Approval needed: %s #%d", a.Kind, a.ID),
+		Text:     fmt.Sprintf("%s requests %s: %s\nReason: %s\nNeeds: %s", a.Requester, a.Kind, a.Plan.Summary, a.Reason, d.Missing),
+		Fields:   map[string]string{"risk": a.Risk, "rule": rule.Name, "requester": a.Requester},
 		DedupKey: fmt.Sprintf("action-%d-pending-%d", a.ID, a.PlanVersion), ActionID: a.ID, Buttons: true,
 	})
 	return a, nil
