@@ -1,0 +1,24 @@
+// Package server owns the HTTP side of `steward serve`: the JSON API under
+// /api/v1, the server-rendered web UI (html/template, htmx and Pico CSS,
+// embedded from web/), /metrics, /healthz and /readyz, token authentication
+// of requests, and the one mapping from errors to HTTP statuses.
+//
+// Authentication: every /api/v1 call and every UI page needs an API token,
+// as "Authorization: Bearer <token>" or in the steward_token cookie that
+// /login sets (HttpOnly, SameSite=Strict, Secure under TLS). Authenticated
+// tokens are cached by their SHA-256 for tokenCacheTTL (3s) and never past
+// their expiry, so a revoked token or a disabled user stops working within
+// 3 seconds on every replica. Failures are never cached. Cross-origin
+// state-changing requests are refused (http.CrossOriginProtection), which
+// with the SameSite=Strict cookie is the UI's CSRF defence.
+//
+// /metrics is served without authentication: it carries request counts and
+// latencies by route pattern and runtime statistics, no names or secrets.
+// Who can reach it is decided by steward.listen and the network in front of
+// it; operators who expose the listener beyond a trusted network should
+// filter /metrics at their proxy.
+//
+// Service responses are computed once per configuration (New and SetConfig)
+// and served from memory; database URLs are never part of them, only whether
+// one is set and, for a secret reference, the reference text (env:NAME).
+package server

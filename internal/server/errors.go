@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// errBadRequest marks a request the caller must fix (a bad query parameter).
+var errBadRequest = errors.New("bad request")
+
+// statusClientClosed is logged and counted when the client went away before
+// the answer was ready (nginx's convention).
+const statusClientClosed = 499
+
+const tokenHint = "send \"Authorization: Bearer <token>\"; an admin creates a token with `steward token create USER`"
+
+// httpError is what a caller is shown of an error: a status, a message and a
+// hint on what to do next. Internal details stay in the log.
+type httpError struct {
+	Status  int
+	Message string
+	Hint    string
+}
+
+// errorStatus is the one mapping from errors to HTTP statuses, for the API
+// and the UI alike. Messages of 4xx errors are meant for the caller; for 5xx
+// the message is generic and the error itself goes to the log.
+func errorStatus(err error) httpError {
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return httpError{http.StatusUnauthorized, "no API token given", tokenHint}
+	case errors.Is(err, auth.ErrExpiredToken), errors.Is(err, auth.ErrRevokedToken):
+		return httpError{http.StatusUnauthorized, err.Error(), "create a new token with `steward token create USER` (an admin can do it for you)"}
+	case errors.Is(err, auth.ErrInvalidToken):
+		return httpError{http.StatusUnauthorized, err.Error(), "check that the whole token was copied; " + tokenHint}
+	case errors.Is(err, auth.ErrUserDisabled):
+		return httpError{http.StatusUnauthorized, err.Error(), "a disabled user cannot be enabled again; ask an admin for a new user"}
+	case errors.Is(err, auth.ErrForbidden):
+		return httpError{http.StatusForbidden, err.Error(), "ask an admin for a role with that permission (`steward user roles USER ROLE...`)"}
+	case errors.Is(err, store.ErrNotFound):
+		return httpError{http.StatusNotFound, err.Error(), ""}
+	case errors.Is(err, store.ErrExists):
+		return httpError{http.StatusConflict, err.Error(), ""}
+	case errors.Is(err, errBadRequest):
+		return httpError{http.StatusBadRequest, err.Error(), ""}
+	case errors.Is(err, context.Canceled):
+		return httpError{statusClientClosed, "request canceled", ""}
+	case errors.Is(err, store.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return httpError{http.StatusServiceUnavailable, "the state store is unavailable", "try again shortly; operators: see /readyz and the server log"}
+	default:
+		return httpError{http.StatusInternalServerError, "internal error", "the server log has the details"}
+	}
+}
+
+// errorBody is the JSON body of every API error.
+type errorBody struct {
+	Error     string `json:"error"`
+	Hint      string `json:"hint,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// fail logs err as its status deserves and returns what the caller sees.
+func (s *Server) fail(r *http.Request, err error) httpError {
+	he := errorStatus(err)
+	info := infoFrom(r.Context())
+	switch {
+	case he.Status >= 500:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", info.id, "actor", info.actor, "err", err)
+		if he.Hint != "" {
+			he.Hint += " (request id " + info.id + ")"
+		}
+	case he.Status == statusClientClosed:
+		s.log.Debug("request canceled by client", "method", r.Method, "path", r.URL.Path, "request_id", info.id)
+	default:
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", he.Status, "actor", info.actor, "err", err)
+	}
+	return he
+}
+
+func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
+	he := s.fail(r, err)
+	body := errorBody{Error: he.Message, Hint: he.Hint}
+	if he.Status >= 500 {
+		body.RequestID = infoFrom(r.Context()).id
+	}
+	if he.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="steward"`)
+	}
+	s.writeJSON(w, r, he.Status, body)
+}
+
+// writeJSON writes v as an indented-free JSON body with status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode response", "path", r.URL.Path, "err", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "write response", slog.String("err", err.Error()))
+	}
+}
