@@ -15,10 +15,12 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -85,6 +87,22 @@ func (w *checkpointWorker) Work(ctx context.Context, _ *river.Job[checkpointArgs
 	return err
 }
 
+// sweepArgs is the periodic job that expires stale approvals and re-alerts
+// overdue break-glass reviews.
+type sweepArgs struct{}
+
+func (sweepArgs) Kind() string { return "action.sweep" }
+
+type sweepWorker struct {
+	river.WorkerDefaults[sweepArgs]
+	pipeline *action.Pipeline
+}
+
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
+	_, err := w.pipeline.Sweep(ctx, time.Hour)
+	return err
+}
+
 // serve opens everything a server needs, starts jobs and HTTP, calls onReady
 // once the listener is bound, and shuts down in order when ctx is done or
 // onReady returns errStop.
@@ -123,14 +141,25 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 		return err
 	}
 
+	outbox, err := a.outbox(reg)
+	if err != nil {
+		return err
+	}
+	pipeline, err := a.pipeline()
+	if err != nil {
+		return err
+	}
+
 	jcfg := jobs.Config{
 		Dialect:    st.Dialect(),
 		DSN:        st.DriverDSN(),
 		Logger:     log.With("component", "jobs"),
 		Registerer: reg,
-		Periodic: []jobs.Periodic{{
-			Name: "audit-checkpoint", Cron: cfg.Steward.Audit.CheckpointSchedule, Args: checkpointArgs{}, RunOnStart: true,
-		}},
+		Periodic: []jobs.Periodic{
+			{Name: "audit-checkpoint", Cron: cfg.Steward.Audit.CheckpointSchedule, Args: checkpointArgs{}, RunOnStart: true},
+			notify.Periodic(),
+			{Name: "action-sweep", Cron: "@every 1m", Args: sweepArgs{}, RunOnStart: true},
+		},
 		OnInterrupted: func(ctx context.Context, j jobs.JobInfo, err error) {
 			_, aerr := alog.Append(context.WithoutCancel(ctx), audit.Entry{Actor: auth.System("jobs"), Action: "job.interrupted",
 				Target: fmt.Sprintf("job:%d", j.ID), Outcome: "interrupted",
@@ -145,6 +174,8 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	}
 	jreg := jobs.NewRegistry()
 	jobs.Register(jreg, &checkpointWorker{app: a})
+	jobs.Register(jreg, &sweepWorker{pipeline: pipeline})
+	notify.RegisterWorkers(jreg, outbox)
 	runner, err := jobs.New(ctx, jcfg, jreg)
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
@@ -171,7 +202,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	}
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go reloadOnHUP(serveCtx, g, srv, log)
+	go reloadOnHUP(serveCtx, g, srv, pipeline, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(serveCtx, ln) }()
 	r := &running{URL: "http://" + ln.Addr().String(), App: a}
@@ -204,7 +235,7 @@ func stopRunner(r *jobs.Runner, grace time.Duration, log interface{ Error(string
 
 // reloadOnHUP reloads the config on SIGHUP; a bad config is logged and the
 // running one kept.
-func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, log interface {
+func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, p *action.Pipeline, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
@@ -218,6 +249,10 @@ func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, log 
 		case <-hup:
 			cfg, err := g.loadConfig(true)
 			if err != nil {
+				log.Error("config reload rejected; keeping the running config", "err", err)
+				continue
+			}
+			if err := p.SetConfig(cfg); err != nil {
 				log.Error("config reload rejected; keeping the running config", "err", err)
 				continue
 			}

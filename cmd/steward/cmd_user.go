@@ -15,7 +15,7 @@ import (
 
 func newUserCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users and their roles"}
-	cmd.AddCommand(newUserAddCmd(g), newUserListCmd(g), newUserDisableCmd(g))
+	cmd.AddCommand(newUserAddCmd(g), newUserListCmd(g), newUserDisableCmd(g), newUserRolesCmd(g))
 	return cmd
 }
 
@@ -158,5 +158,38 @@ func runUserDisable(ctx context.Context, g *globalOptions, name string, out io.W
 		return printJSON(out, map[string]any{"user": name, "disabled": true})
 	}
 	fmt.Fprintf(out, "disabled user %s; their API tokens no longer work\n", name)
+	return nil
+}
+
+func newUserRolesCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "roles NAME ROLE...",
+		Short: "Replace a user's roles (users listed in steward.yaml get their config roles back at the next server start)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUserRoles(cmd.Context(), g, args[0], args[1:], cmd.OutOrStdout())
+		},
+	}
+}
+
+func runUserRoles(ctx context.Context, g *globalOptions, name string, roles []string, out io.Writer) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	a, err := g.openApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.actor.Require(auth.PermAdmin); err != nil {
+		return err
+	}
+	if err := a.auth.SetRoles(ctx, a.actor.Actor(), name, roles); err != nil {
+		return err
+	}
+	if g.json() {
+		return printJSON(out, map[string]any{"user": name, "roles": roles})
+	}
+	fmt.Fprintf(out, "%s now has roles: %s\n", name, strings.Join(roles, ", "))
 	return nil
 }

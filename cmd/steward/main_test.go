@@ -362,3 +362,24 @@ func startServe(t *testing.T, storeURL string) (string, func()) {
 		}
 	}
 }
+
+func TestUserRoles(t *testing.T) {
+	t.Parallel()
+	st := "sqlite://" + filepath.Join(t.TempDir(), "steward.db")
+	if r := steward(t, "--store", st, "user", "add", "bob", "--no-token"); r.code != 0 {
+		t.Fatalf("add: %+v", r)
+	}
+	if r := steward(t, "--store", st, "user", "roles", "bob", "approver", "operator"); r.code != 0 || !strings.Contains(r.stdout, "approver, operator") {
+		t.Fatalf("roles: %+v", r)
+	}
+	if r := steward(t, "--store", st, "user", "roles", "bob", "wizard"); r.code != exitUsage || !strings.Contains(r.stderr, "unknown role") {
+		t.Fatalf("bad role: %+v", r)
+	}
+	if r := steward(t, "--store", st, "user", "roles", "nobody", "viewer"); r.code != exitUsage || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("unknown user: %+v", r)
+	}
+	r := steward(t, "--store", st, "audit", "export")
+	if !strings.Contains(r.stdout, `"action":"user.roles"`) {
+		t.Fatalf("roles change not audited:\n%s", r.stdout)
+	}
+}

@@ -44,9 +44,12 @@ func (a *app) pipeline() (*action.Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Kinds read the pipeline's current config, which follows reloads.
+	var p *action.Pipeline
+	current := func() *config.Config { return p.Config() }
 	cfg := a.cfg
-	p, err := action.New(action.Options{
-		Store: a.store, Kinds: builtinKinds(func() *config.Config { return cfg }), Config: cfg, Audit: a.auditFunc(),
+	p, err = action.New(action.Options{
+		Store: a.store, Kinds: builtinKinds(current), Config: cfg, Audit: a.auditFunc(),
 		Notifier: ob, Logger: a.log.With("component", "actions"), BaseURL: "http://" + cfg.Steward.Listen,
 	})
 	if err != nil {

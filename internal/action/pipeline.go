@@ -87,6 +87,12 @@ func (p *Pipeline) current() (*config.Config, *policy.Engine) {
 	return p.cfg, p.engine
 }
 
+// Config returns the config the pipeline currently runs with.
+func (p *Pipeline) Config() *config.Config {
+	cfg, _ := p.current()
+	return cfg
+}
+
 // Kinds returns the registry.
 func (p *Pipeline) Kinds() *Registry { return p.kinds }
 

@@ -186,6 +186,26 @@ func (m *Manager) AddUser(ctx context.Context, actor, name, email string, roles 
 	return u, secret, err
 }
 
+// SetRoles replaces a user's roles.
+func (m *Manager) SetRoles(ctx context.Context, actor, name string, roles []string) error {
+	for _, r := range roles {
+		if !m.KnownRole(r) {
+			return fmt.Errorf("%w %q: built-in roles are %s; define others under roles: in steward.yaml", ErrUnknownRole, r, strings.Join(BuiltinRoles, ", "))
+		}
+	}
+	old, err := m.store.GetUser(ctx, name)
+	if err != nil {
+		return err
+	}
+	roles = slices.Clone(roles)
+	slices.Sort(roles)
+	roles = slices.Compact(roles)
+	if err := m.store.SetUserRoles(ctx, name, roles); err != nil {
+		return err
+	}
+	return m.audit(ctx, actor, "user.roles", "user:"+name, "ok", map[string]any{"from": old.Roles, "to": roles})
+}
+
 // DisableUser disables a user; their tokens stop working at once.
 func (m *Manager) DisableUser(ctx context.Context, actor, name string) error {
 	if err := m.store.DisableUser(ctx, name, m.now()); err != nil {
