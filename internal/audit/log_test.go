@@ -206,3 +206,46 @@ func TestCloseUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// Two Logs on one store stand for a server and a CLI appending at once:
+// each keeps its own idea of the head, and the chain must stay one chain.
+func TestTwoWritersShareOneChain(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			s := openStore(t, dialect)
+			ctx := context.Background()
+			logs := []*Log{New(s, Options{Logger: testLogger(t)}), New(s, Options{Logger: testLogger(t)})}
+			for _, l := range logs {
+				l.Start(ctx)
+			}
+			const each = 150
+			var wg sync.WaitGroup
+			for i, l := range logs {
+				for w := range 4 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for k := range each {
+							if _, err := l.Append(ctx, Entry{Actor: fmt.Sprintf("log%d", i), Action: "test.append", Target: fmt.Sprintf("%d-%d", w, k)}); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			for _, l := range logs {
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := Verify(ctx, StoreSource(s), nil)
+			if err != nil || !rep.OK || rep.Events != 2*4*each {
+				t.Fatalf("verify: %+v %v", rep, err)
+			}
+		})
+	}
+}

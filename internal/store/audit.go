@@ -100,28 +100,77 @@ func (s *Store) AppendAudit(ctx context.Context, build func(head AuditHead) ([]A
 		}
 	}
 	for start := 0; start < len(recs); start += auditBatchRows {
-		end := min(start+auditBatchRows, len(recs))
-		var b strings.Builder
-		b.WriteString("INSERT INTO audit_events (" + auditCols + ") VALUES ")
-		args := make([]any, 0, (end-start)*9)
-		for i, r := range recs[start:end] {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?)")
-			args = append(args, r.Seq, FormatTime(r.Time), r.Actor, r.Action, r.Target, r.Outcome, r.Details, r.PrevHash, r.Hash)
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind(b.String()), args...); err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("append audit: %w: %v", ErrAuditConflict, err)
-			}
-			return fmt.Errorf("append audit: %w", err)
+		q, args := auditInsert(recs[start:min(start+auditBatchRows, len(recs))])
+		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
+			return auditInsertErr(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append audit: commit: %w", err)
 	}
 	return nil
+}
+
+// InsertAuditBatch inserts records that continue a head the caller read
+// earlier (records numbered head.Seq+1, +2, …, the first naming head.Hash).
+// No lock is taken: the seq primary key makes a stale head fail with
+// ErrAuditConflict and write nothing, so the caller re-reads the head and
+// rebuilds. One statement per batch means one round trip and one commit,
+// which is what lets a single writer keep up with many callers.
+func (s *Store) InsertAuditBatch(ctx context.Context, recs []AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Seq != recs[0].Seq+int64(i) {
+			return fmt.Errorf("append audit: record %d has seq %d, want %d: %w", i, recs[i].Seq, recs[0].Seq+int64(i), ErrAuditConflict)
+		}
+	}
+	if len(recs) <= auditBatchRows {
+		q, args := auditInsert(recs)
+		_, err := s.db.ExecContext(ctx, s.rebind(q), args...)
+		return auditInsertErr(err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", s.classify(err))
+	}
+	defer tx.Rollback() //nolint:errcheck
+	for start := 0; start < len(recs); start += auditBatchRows {
+		q, args := auditInsert(recs[start:min(start+auditBatchRows, len(recs))])
+		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
+			return auditInsertErr(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return auditInsertErr(err)
+	}
+	return nil
+}
+
+func auditInsert(recs []AuditRecord) (string, []any) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO audit_events (" + auditCols + ") VALUES ")
+	args := make([]any, 0, len(recs)*9)
+	for i, r := range recs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?)")
+		args = append(args, r.Seq, FormatTime(r.Time), r.Actor, r.Action, r.Target, r.Outcome, r.Details, r.PrevHash, r.Hash)
+	}
+	return b.String(), args
+}
+
+func auditInsertErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isUniqueViolation(err):
+		return fmt.Errorf("append audit: %w: %v", ErrAuditConflict, err)
+	default:
+		return fmt.Errorf("append audit: %w", err)
+	}
 }
 
 // ScanAudit calls fn for every event with seq >= fromSeq, in seq order,

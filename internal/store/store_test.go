@@ -271,3 +271,47 @@ func TestBadStores(t *testing.T) {
 		t.Fatal("corrupt store file was modified")
 	}
 }
+
+func TestInsertAuditBatchConflictWritesNothing(t *testing.T) {
+	t.Parallel()
+	forEachDriver(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := open(t, url)
+		rec := func(seq int64, prev, hash string) store.AuditRecord {
+			return store.AuditRecord{Seq: seq, Time: time.Now(), Actor: "a", Action: "x", Details: "{}", PrevHash: prev, Hash: hash}
+		}
+		if err := s.InsertAuditBatch(ctx, []store.AuditRecord{rec(1, "0", "h1"), rec(2, "h1", "h2")}); err != nil {
+			t.Fatal(err)
+		}
+		// A writer with a stale head (it thinks the log ends at 1).
+		err := s.InsertAuditBatch(ctx, []store.AuditRecord{rec(2, "h1", "other2"), rec(3, "other2", "other3")})
+		if !errors.Is(err, store.ErrAuditConflict) {
+			t.Fatalf("stale head: err = %v, want ErrAuditConflict", err)
+		}
+		big := make([]store.AuditRecord, 0, 450)
+		prev := "h2"
+		for seq := int64(3); seq < 453; seq++ {
+			h := fmt.Sprintf("b%d", seq)
+			big = append(big, rec(seq, prev, h))
+			prev = h
+		}
+		big[len(big)-1].Seq = 2 // the last statement of the batch conflicts: the whole batch is rolled back
+		if err := s.InsertAuditBatch(ctx, big); !errors.Is(err, store.ErrAuditConflict) {
+			t.Fatalf("non-contiguous batch: %v", err)
+		}
+		big[len(big)-1].Seq = 452
+		if err := s.InsertAuditBatch(ctx, append([]store.AuditRecord{rec(2, "h1", "x")}, big...)); !errors.Is(err, store.ErrAuditConflict) {
+			t.Fatalf("conflicting big batch: %v", err)
+		}
+		h, err := s.AuditHead(ctx)
+		if err != nil || h.Seq != 2 || h.Hash != "h2" {
+			t.Fatalf("head after conflicts = %+v, %v; want seq 2", h, err)
+		}
+		if err := s.InsertAuditBatch(ctx, big); err != nil {
+			t.Fatalf("big batch: %v", err)
+		}
+		if h, _ := s.AuditHead(ctx); h.Seq != 452 {
+			t.Fatalf("head = %+v", h)
+		}
+	})
+}
