@@ -257,6 +257,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newVoteCmd(g, "reject"),
 		newReviewCmd(g),
 		newGateCmd(g),
+		newNotifyCmd(g),
 	)
 	return root
 }

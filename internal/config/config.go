@@ -63,6 +63,9 @@ type Service struct {
 	Labels      map[string]string `yaml:"labels" doc:"Free-form key/value labels."`
 	Contacts    Contacts          `yaml:"contacts" doc:"Who to call."`
 	Databases   []Database        `yaml:"databases" doc:"Databases of the service."`
+	Objectives  Objectives        `yaml:"objectives" doc:"Recovery objectives that drills are measured against."`
+	Backups     []Backup          `yaml:"backups" doc:"Backups of the service's databases."`
+	Drills      []Drill           `yaml:"drills" doc:"Restore drills: scheduled rehearsals of restoring a backup."`
 }
 
 // Contacts lists who to call for a service.

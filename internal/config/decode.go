@@ -141,6 +141,20 @@ func noun(t reflect.Type) string {
 		return "requirement"
 	case reflect.TypeFor[Freeze]():
 		return "freeze"
+	case reflect.TypeFor[Objectives]():
+		return "objectives"
+	case reflect.TypeFor[Backup]():
+		return "backup"
+	case reflect.TypeFor[Drill]():
+		return "drill"
+	case reflect.TypeFor[Encrypt]():
+		return "encrypt"
+	case reflect.TypeFor[Retention]():
+		return "retention"
+	case reflect.TypeFor[Scratch]():
+		return "scratch"
+	case reflect.TypeFor[Verify]():
+		return "verify"
 	case reflect.TypeFor[Notify]():
 		return "notify"
 	case reflect.TypeFor[Channel]():
