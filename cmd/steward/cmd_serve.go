@@ -187,7 +187,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 
 	srv, err := server.New(server.Options{
 		Config: cfg, Store: st, Auth: a.auth, Audit: a.auditFunc(), Logger: log.With("component", "server"),
-		Registry: reg, Version: version,
+		Registry: reg, Version: version, Actions: pipeline,
 	})
 	if err != nil {
 		return err

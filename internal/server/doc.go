@@ -3,6 +3,13 @@
 // embedded from web/), /metrics, /healthz and /readyz, token authentication
 // of requests, and the one mapping from errors to HTTP statuses.
 //
+// Actions (when Options.Actions is set): /api/v1/actions and /api/v1/reviews
+// expose the action pipeline, and the /approvals, /actions and /reviews
+// pages let people vote with a form. The pipeline decides who may do what
+// and audits every change and refusal; handlers only authenticate, decode
+// and map its errors through errorStatus. Votes record where they came
+// from: via "api", "ui" or "slack".
+//
 // Authentication: every /api/v1 call and every UI page needs an API token,
 // as "Authorization: Bearer <token>" or in the steward_token cookie that
 // /login sets (HttpOnly, SameSite=Strict, Secure under TLS). Authenticated
@@ -10,7 +17,17 @@
 // their expiry, so a revoked token or a disabled user stops working within
 // 3 seconds on every replica. Failures are never cached. Cross-origin
 // state-changing requests are refused (http.CrossOriginProtection), which
-// with the SameSite=Strict cookie is the UI's CSRF defence.
+// with the SameSite=Strict cookie is the UI's CSRF defence (login, logout
+// and the approval and review forms alike).
+//
+// The one exception is POST /api/v1/slack/interactions, Slack's button
+// callback: it carries no token and is authenticated by Slack's request
+// signature (the signing secret of a slack channel, the timestamp within 5
+// minutes); the Slack member id is mapped to a Steward user by users[].slack
+// and that user must exist in the store and not be disabled. Refusals are
+// explained in the 200 ephemeral reply Slack expects; attempts refused
+// before the pipeline (unmapped, unknown or disabled users) are audited as
+// "denied" with the actor slack:<member id>.
 //
 // /metrics is served without authentication: it carries request counts and
 // latencies by route pattern and runtime statistics, no names or secrets.

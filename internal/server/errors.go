@@ -7,12 +7,35 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/notify/slack"
 	"github.com/stewardhq/steward/internal/store"
 )
 
 // errBadRequest marks a request the caller must fix (a bad query parameter).
 var errBadRequest = errors.New("bad request")
+
+// errTooLarge marks a request body over its limit.
+var errTooLarge = errors.New("request body too large")
+
+// errActionsDisabled answers the action routes of a server built without a
+// pipeline (Options.Actions nil).
+var errActionsDisabled = errors.New("actions are not enabled")
+
+// errSlackNotConfigured answers the Slack endpoint when no slack channel
+// has a signing secret.
+var errSlackNotConfigured = errors.New("slack is not configured")
+
+// errSlackSecret means a configured signing secret cannot be resolved (an
+// unset variable, an unreadable file): the operator must fix the server.
+var errSlackSecret = errors.New("the slack signing secret cannot be read")
+
+const (
+	reloadHint   = "reload the action (GET /api/v1/actions/ID or its page) to see its current state"
+	showHint     = "see who may vote and what is still needed with GET /api/v1/actions/ID or `steward action show ID`; `steward policy test` explains the rules"
+	slackSigHint = "Slack signs every request with the app's signing secret; check that the secret of the slack channel in steward.yaml is that app's signing secret and that the server clock is right"
+)
 
 // statusClientClosed is logged and counted when the client went away before
 // the answer was ready (nginx's convention).
@@ -43,10 +66,48 @@ func errorStatus(err error) httpError {
 		return httpError{http.StatusUnauthorized, err.Error(), "a disabled user cannot be enabled again; ask an admin for a new user"}
 	case errors.Is(err, auth.ErrForbidden):
 		return httpError{http.StatusForbidden, err.Error(), "ask an admin for a role with that permission (`steward user roles USER ROLE...`)"}
+	case errors.Is(err, errActionsDisabled):
+		return httpError{http.StatusServiceUnavailable, err.Error(), "this server was started without the action pipeline; operators: pass server.Options.Actions"}
+	case errors.Is(err, errSlackNotConfigured):
+		return httpError{http.StatusNotFound, err.Error(), "add the Slack app's signing secret to a slack channel under notify.channels (secret: env:SLACK_SIGNING_SECRET) and reload"}
+	case errors.Is(err, errSlackSecret):
+		return httpError{http.StatusServiceUnavailable, err.Error(), "operators: the server log names the channel and the problem"}
+	case errors.Is(err, slack.ErrBadSignature), errors.Is(err, slack.ErrStaleRequest):
+		return httpError{http.StatusUnauthorized, err.Error(), slackSigHint}
+
+	// The action pipeline's refusals. Their messages say what happened and
+	// why; they are meant for the caller.
+	case errors.Is(err, action.ErrSelfApproval):
+		return httpError{http.StatusForbidden, err.Error(), "another eligible person must vote; to withdraw your request, cancel it"}
+	case errors.Is(err, action.ErrNotEligible):
+		return httpError{http.StatusForbidden, err.Error(), showHint}
+	case errors.Is(err, action.ErrNoBreakGlass):
+		return httpError{http.StatusForbidden, err.Error(), "request the action for approval instead (POST /api/v1/actions), or ask an admin for a role with the break_glass permission"}
+	case errors.Is(err, action.ErrSelfReview):
+		return httpError{http.StatusForbidden, err.Error(), "people other than the one who broke the glass must complete its review"}
+	case errors.Is(err, action.ErrAlreadyDecided), errors.Is(err, action.ErrBadTransition), errors.Is(err, action.ErrReviewCompleted):
+		return httpError{http.StatusConflict, err.Error(), reloadHint}
+	case errors.Is(err, action.ErrNotApproved):
+		return httpError{http.StatusConflict, err.Error(), showHint}
+	case errors.Is(err, action.ErrPlanChanged):
+		return httpError{http.StatusConflict, err.Error(), "review the new plan and vote again with its plan_hash"}
+	case errors.Is(err, action.ErrExpired):
+		return httpError{http.StatusConflict, err.Error(), "request the action again and execute it once approved"}
+	case errors.Is(err, action.ErrFrozen):
+		return httpError{http.StatusConflict, err.Error(), "wait for the freeze to end, or use break-glass if this cannot wait"}
+	case errors.Is(err, store.ErrConflict):
+		return httpError{http.StatusConflict, err.Error(), "someone changed it at the same moment; " + reloadHint + " and try again"}
+	case errors.Is(err, action.ErrReasonRequired):
+		return httpError{http.StatusBadRequest, err.Error(), "say why: \"reason\" when requesting an action, \"comment\" when rejecting, \"notes\" when completing a review"}
+	case errors.Is(err, action.ErrUnknownKind), errors.Is(err, action.ErrUnknownService), errors.Is(err, action.ErrBadParams):
+		return httpError{http.StatusBadRequest, err.Error(), "the message says what is accepted; fix the request and send it again"}
+
 	case errors.Is(err, store.ErrNotFound):
 		return httpError{http.StatusNotFound, err.Error(), ""}
 	case errors.Is(err, store.ErrExists):
 		return httpError{http.StatusConflict, err.Error(), ""}
+	case errors.Is(err, errTooLarge):
+		return httpError{http.StatusRequestEntityTooLarge, err.Error(), ""}
 	case errors.Is(err, errBadRequest):
 		return httpError{http.StatusBadRequest, err.Error(), ""}
 	case errors.Is(err, context.Canceled):
@@ -89,7 +150,8 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	if he.Status >= 500 {
 		body.RequestID = infoFrom(r.Context()).id
 	}
-	if he.Status == http.StatusUnauthorized {
+	// Slack's requests are signed, not bearer-authenticated.
+	if he.Status == http.StatusUnauthorized && !errors.Is(err, slack.ErrBadSignature) && !errors.Is(err, slack.ErrStaleRequest) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="steward"`)
 	}
 	s.writeJSON(w, r, he.Status, body)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/store"
@@ -38,6 +39,11 @@ type Options struct {
 	// Ready is an extra readiness check for /readyz (jobs started, ...);
 	// optional. Its error text is shown to unauthenticated callers.
 	Ready func(ctx context.Context) error
+	// Actions is the action pipeline behind /api/v1/actions, the approval
+	// pages and the Slack buttons. nil: those answer 503 "actions are not
+	// enabled". The pipeline keeps its own copy of the configuration: on a
+	// reload, call both Server.SetConfig and Pipeline.SetConfig.
+	Actions *action.Pipeline
 }
 
 // Server is Steward's HTTP server.
@@ -49,6 +55,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	version string
 	ready   func(ctx context.Context) error
+	actions *action.Pipeline
+	now     func() time.Time // the clock for Slack signature checks and ages
 
 	snap     atomic.Pointer[snapshot]
 	tokens   *tokenCache
@@ -78,6 +86,8 @@ func New(opts Options) (*Server, error) {
 		reg:     opts.Registry,
 		version: opts.Version,
 		ready:   opts.Ready,
+		actions: opts.Actions,
+		now:     time.Now,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/notify/slack"
 )
 
 // serviceJSON is a service as the API shows it. It is built field by field
@@ -110,6 +111,22 @@ type snapshot struct {
 	list     []byte            // {"services": [...]}
 	listETag string            // strong ETag of list
 	item     map[string][]byte // one service's JSON, by name
+
+	// slackUsers maps a Slack member id to the Steward users that name it
+	// (users[].slack); more than one is a mistake the endpoint refuses.
+	slackUsers map[string][]string
+	// slackSecrets are the signing secrets of the slack channels, as
+	// references, resolved per request so that a rotated file or variable
+	// takes effect without a reload.
+	slackSecrets []slackSecret
+	// slackChannels counts slack channels, with or without a secret.
+	slackChannels int
+}
+
+// slackSecret is the signing secret of one slack channel.
+type slackSecret struct {
+	channel string
+	secret  config.Secret
 }
 
 type servicesResponse struct {
@@ -117,8 +134,22 @@ type servicesResponse struct {
 }
 
 func newSnapshot(c *config.Config) (*snapshot, error) {
-	s := &snapshot{byName: map[string]int{}, item: map[string][]byte{}, services: []serviceJSON{}}
+	s := &snapshot{byName: map[string]int{}, item: map[string][]byte{}, services: []serviceJSON{}, slackUsers: map[string][]string{}}
 	if c != nil {
+		for _, u := range c.Users {
+			if u.Slack != "" {
+				s.slackUsers[u.Slack] = append(s.slackUsers[u.Slack], u.Name)
+			}
+		}
+		for _, ch := range c.Notify.Channels {
+			if ch.Type != slack.Type {
+				continue
+			}
+			s.slackChannels++
+			if ch.Secret != "" {
+				s.slackSecrets = append(s.slackSecrets, slackSecret{channel: ch.Name, secret: ch.Secret})
+			}
+		}
 		for _, svc := range c.Services {
 			v := serviceView(svc)
 			s.byName[v.Name] = len(s.services)

@@ -19,11 +19,15 @@ const auditPageSize = 50
 
 // pageFiles are the UI pages; each is parsed with layout.html.
 var pageFiles = map[string][]string{
-	"login":    {"login.html"},
-	"services": {"services.html"},
-	"service":  {"service.html"},
-	"audit":    {"audit.html", "audit_rows.html"},
-	"error":    {"error.html"},
+	"login":     {"login.html"},
+	"services":  {"services.html"},
+	"service":   {"service.html"},
+	"audit":     {"audit.html", "audit_rows.html"},
+	"error":     {"error.html"},
+	"approvals": {"approvals.html", "action_parts.html"},
+	"actions":   {"actions.html", "action_parts.html"},
+	"action":    {"action.html", "action_parts.html"},
+	"reviews":   {"reviews.html", "action_parts.html"},
 }
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
@@ -31,6 +35,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		"asset": a.url,
 		"join":  strings.Join,
 		"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"short": shortHash,
 	}
 	pages := map[string]*template.Template{}
 	for name, files := range pageFiles {
@@ -52,7 +57,9 @@ type page struct {
 	Title string
 	Nav   string // the active nav entry
 	User  string // empty when not logged in
-	Data  any
+	// Actions shows the approval pages in the nav (a pipeline is wired).
+	Actions bool
+	Data    any
 }
 
 func (s *Server) uiRoutes(mux *http.ServeMux) {
@@ -67,6 +74,7 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /services/{name}", s.ui(auth.PermRead, s.servicePage))
 	mux.Handle("GET /audit", s.ui(auth.PermAuditRead, s.auditPage))
 	mux.Handle("GET /audit/rows", s.ui(auth.PermAuditRead, s.auditRows))
+	s.actionUIRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, "", fmt.Errorf("page %s: %w", r.URL.Path, store.ErrNotFound))
 	})
@@ -76,21 +84,34 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 type uiFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
 // ui authenticates the request by its cookie, sending the browser to /login
-// when it has no valid token, checks perm and calls h.
+// when it has no valid token, checks perm (none when empty) and calls h.
 func (s *Server) ui(perm auth.Permission, h uiFunc) http.Handler {
+	return s.uiBack(perm, nil, h)
+}
+
+// uiBack is ui for form posts: a browser without a valid token logs in and
+// comes back to back(r), the page the form is on, rather than to the URL
+// the form posts to. nil back: the request's own URL.
+func (s *Server) uiBack(perm auth.Permission, back func(*http.Request) string, h uiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.principal(r)
 		if err != nil {
 			if errorStatus(err).Status == http.StatusUnauthorized {
-				s.toLogin(w, r, err)
+				next := r.URL.RequestURI()
+				if back != nil {
+					next = back(r)
+				}
+				s.toLogin(w, r, next, err)
 				return
 			}
 			s.renderError(w, r, "", err)
 			return
 		}
-		if err := p.Require(perm); err != nil {
-			s.renderError(w, r, p.User.Name, err)
-			return
+		if perm != "" {
+			if err := p.Require(perm); err != nil {
+				s.renderError(w, r, p.User.Name, err)
+				return
+			}
 		}
 		if err := h(w, r, p); err != nil {
 			s.renderError(w, r, p.User.Name, err)
@@ -99,9 +120,9 @@ func (s *Server) ui(perm auth.Permission, h uiFunc) http.Handler {
 }
 
 // toLogin sends an unauthenticated browser to /login, remembering where it
-// was going and why the token it had (if any) is no longer good.
-func (s *Server) toLogin(w http.ResponseWriter, r *http.Request, err error) {
-	q := url.Values{"next": {r.URL.RequestURI()}}
+// was going (next) and why the token it had (if any) is no longer good.
+func (s *Server) toLogin(w http.ResponseWriter, r *http.Request, next string, err error) {
+	q := url.Values{"next": {next}}
 	if !errors.Is(err, auth.ErrNoToken) {
 		clearCookie(w, r)
 		switch {
@@ -281,6 +302,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, user string
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.Actions = s.actions != nil
 	s.renderTemplate(w, r, status, name, "layout", p)
 }
 
