@@ -258,6 +258,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newReviewCmd(g),
 		newGateCmd(g),
 		newNotifyCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

@@ -43,8 +43,8 @@ type PolicyMatch struct {
 
 // Requirement asks for a number of approvals from a set of principals.
 type Requirement struct {
-	Approvals int      `yaml:"approvals" default:"1" minimum:"1" doc:"Number of distinct approvers needed."`
-	From      []string `yaml:"from" doc:"Who may approve: role:NAME or user:NAME entries (quote them inside {…} flow mappings)."`
+	Approvals int      `yaml:"approvals" json:"approvals" default:"1" minimum:"1" doc:"Number of distinct approvers needed."`
+	From      []string `yaml:"from" json:"from" doc:"Who may approve: role:NAME or user:NAME entries (quote them inside {…} flow mappings)."`
 }
 
 // Freeze is a recurring change-freeze window.
@@ -154,7 +154,9 @@ func (l *loader) validatePolicies(cfg *Config, roles, services []string) {
 		} else {
 			firstFreeze[f.Name] = i
 		}
-		if f.Start != "" {
+		if strings.HasPrefix(strings.TrimSpace(f.Start), "@every") {
+			l.errorf(l.at(path+".start"), "invalid start %s: @every has no fixed start time; use a cron expression like \"0 18 * * 5\"", quoteShort(f.Start))
+		} else if f.Start != "" {
 			if _, err := cron.ParseStandard(f.Start); err != nil {
 				l.errorf(l.at(path+".start"), "invalid start %s: %v; want a cron expression like \"0 18 * * 5\"", quoteShort(f.Start), err)
 			}
