@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +10,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/demo"
 )
 
@@ -75,6 +79,13 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 	}
 	step("wrote %s (%d services) and seeded application databases: %s", ws.ConfigPath, len(ws.Services), strings.Join(ws.Seeded, ", "))
 
+	recv, err := demo.StartReceiver(dir)
+	if err != nil {
+		return fmt.Errorf("demo webhook receiver: %w", err)
+	}
+	defer recv.Close()
+	step("started a webhook receiver at %s standing in for the team's alerting", recv.URL)
+
 	g.ConfigPath = ws.ConfigPath
 	g.configExplicit = true
 	cfg, err := g.loadConfig(true)
@@ -101,7 +112,10 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 		if err := demoSelfCheck(ctx, r, secret, ws, step); err != nil {
 			return fmt.Errorf("demo self-check: %w", err)
 		}
-		fmt.Fprintf(out, "\nWeb UI:  %s/login  (paste the token below)\n", r.URL)
+		if err := demoActions(ctx, r, recv, step); err != nil {
+			return fmt.Errorf("demo actions: %w", err)
+		}
+		fmt.Fprintf(out, "\nWeb UI:  %s/login  (paste the token below; see Services, Approvals, Actions, Reviews, Audit)\n", r.URL)
 		fmt.Fprintf(out, "API:     curl -H 'Authorization: Bearer %s' %s/api/v1/services\n", secret, r.URL)
 		fmt.Fprintf(out, "Token for %s (admin): %s\n", ws.AdminUser, secret)
 		fmt.Fprintf(out, "CLI:     go run ./cmd/steward -c %s audit verify\n", ws.ConfigPath)
@@ -173,4 +187,116 @@ func demoSelfCheck(ctx context.Context, r *running, token string, ws *demo.Works
 	}
 	step("audit log verifies: %d events, hash chain intact, consistent with the checkpoint", rep.Events)
 	return nil
+}
+
+// demoActions walks through the one door for change: a deploy gate that
+// needs two approvers, a refused self-approval, an auto-approved deploy, and
+// a break-glass with its review, with every notification delivered to the
+// receiver.
+func demoActions(ctx context.Context, r *running, recv *demo.Receiver, step func(string, ...any)) error {
+	a := r.App
+	p, err := a.pipeline()
+	if err != nil {
+		return err
+	}
+	as := func(name string) (auth.Principal, error) {
+		u, err := a.store.GetUser(ctx, name)
+		if err != nil {
+			return auth.Principal{}, err
+		}
+		return a.auth.Principal(u, 0, false), nil
+	}
+	erin, err := as("erin")
+	if err != nil {
+		return err
+	}
+	bob, _ := as("bob")
+	carol, _ := as("carol")
+	frank, _ := as("frank")
+
+	act, err := p.Create(ctx, erin, action.Request{Kind: "deploy.gate", Service: "shop", Params: json.RawMessage(`{"version":"v1.4.2"}`), Reason: "release 1.4.2: faster checkout"})
+	if err != nil {
+		return err
+	}
+	d, err := p.Decision(ctx, act)
+	if err != nil {
+		return err
+	}
+	step("erin requested deploy.gate #%d (%s, risk %s); rule %s needs %s", act.ID, act.Plan.Summary, act.Risk, act.Rule, d.Missing)
+	if _, _, err := p.Approve(ctx, erin, act.ID, action.Vote{Via: "demo"}); !errors.Is(err, action.ErrSelfApproval) {
+		return fmt.Errorf("self-approval was not refused: %v", err)
+	}
+	step("erin's own approval was refused: %s", "requester cannot approve their own action")
+	if _, _, err := p.Approve(ctx, bob, act.ID, action.Vote{Comment: "checked the changelog", Via: "demo"}); err != nil {
+		return err
+	}
+	if act, _, err = p.Approve(ctx, carol, act.ID, action.Vote{Comment: "canary is green", Via: "demo"}); err != nil {
+		return err
+	}
+	if act, err = p.Execute(ctx, erin, act.ID); err != nil {
+		return err
+	}
+	step("bob and carol approved; the gate executed: %s (%s)", act.State, act.Result.Summary)
+
+	auto, err := p.Create(ctx, erin, action.Request{Kind: "deploy.gate", Service: "billing", Params: json.RawMessage(`{"version":"v2.0.0"}`), Reason: "release 2.0.0"})
+	if err != nil {
+		return err
+	}
+	step("billing deploy #%d was %s by rule %s (low risk), still planned and audited", auto.ID, auto.State, auto.Rule)
+
+	bg, review, err := p.BreakGlass(ctx, frank, action.Request{Kind: "deploy.gate", Service: "shop", Params: json.RawMessage(`{"version":"hotfix-1.4.3"}`), Reason: "INC-42: checkout returns 500"})
+	if err != nil {
+		return err
+	}
+	step("frank broke the glass: action #%d %s without approval; every channel notified; review %d opened (due %s)", bg.ID, bg.State, review.ID, review.Deadline.Format(time.RFC3339))
+	if _, err := p.CompleteReview(ctx, frank, review.ID, "fine"); !errors.Is(err, action.ErrSelfReview) {
+		return fmt.Errorf("self-review was not refused: %v", err)
+	}
+	if _, err := p.CompleteReview(ctx, bob, review.ID, "hotfix matches INC-42 timeline"); err != nil {
+		return err
+	}
+	rv, err := p.CompleteReview(ctx, carol, review.ID, "agree; follow-up ticket OPS-7")
+	if err != nil {
+		return err
+	}
+	step("frank could not review his own break-glass; bob and carol did: review %d %s", rv.ID, rv.State)
+
+	ob, err := a.outbox(nil)
+	if err != nil {
+		return err
+	}
+	// Resolve messages go out after what they resolve: deliver until done.
+	sent := 0
+	for range 5 {
+		n, failed, err := ob.Deliver(ctx)
+		if err != nil || failed > 0 {
+			return fmt.Errorf("deliver notifications: %d failed, %v", failed, err)
+		}
+		if n == 0 {
+			break
+		}
+		sent += n
+	}
+	events := map[string]int{}
+	for _, e := range recv.Events() {
+		events[e.Event]++
+	}
+	if events["break_glass.used"] != 1 || recv.Rejected() != 0 {
+		return fmt.Errorf("receiver got %v (rejected %d), want one break_glass.used", events, recv.Rejected())
+	}
+	step("outbox delivered %d signed notifications to the webhook (%s)", sent, summarize(events))
+	return nil
+}
+
+func summarize(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

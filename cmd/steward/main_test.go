@@ -295,7 +295,8 @@ func TestDemoOnce(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo --once: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"self-check passed", "audit log verifies", "Token for alice"} {
+	for _, want := range []string{"self-check passed", "audit log verifies", "Token for alice", "own approval was refused",
+		"the gate executed: succeeded", "broke the glass", "review 1 completed", "break_glass.used×1"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

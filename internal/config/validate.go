@@ -45,6 +45,29 @@ func (l *loader) normalize(cfg *Config) {
 		}
 	}
 	s.Audit.SigningKey = l.absSecret(s.Audit.SigningKey, "steward.audit.signing_key")
+	for i := range cfg.Notify.Channels {
+		c := &cfg.Notify.Channels[i]
+		path := fmt.Sprintf("notify.channels[%d]", i)
+		c.URL = l.absSecret(c.URL, path+".url")
+		c.Secret = l.absSecret(c.Secret, path+".secret")
+		c.RoutingKey = l.absSecret(c.RoutingKey, path+".routing_key")
+		c.SMTP.Password = l.absSecret(c.SMTP.Password, path+".smtp.password")
+	}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		for j := range svc.Backups {
+			b := &svc.Backups[j]
+			path := fmt.Sprintf("services[%d].backups[%d]", i, j)
+			b.Encrypt.Identity = l.absSecret(b.Encrypt.Identity, path+".encrypt.identity")
+			if rest, ok := strings.CutPrefix(b.Repository, "file://"); ok && rest != "" && !strings.HasPrefix(rest, "/") {
+				b.Repository = "file://" + filepath.ToSlash(filepath.Join(l.dirOf(path+".repository"), rest))
+			}
+		}
+		for j := range svc.Drills {
+			d := &svc.Drills[j]
+			d.Scratch.URL = l.absSecret(d.Scratch.URL, fmt.Sprintf("services[%d].drills[%d].scratch.url", i, j))
+		}
+	}
 	for i := range cfg.Services {
 		for j := range cfg.Services[i].Databases {
 			db := &cfg.Services[i].Databases[j]

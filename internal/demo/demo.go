@@ -31,7 +31,7 @@ func Setup(ctx context.Context, dir string) (*Workspace, error) {
 		Dir:        dir,
 		ConfigPath: filepath.Join(dir, "steward.yaml"),
 		Services:   []string{"shop", "billing"},
-		Users:      []string{"alice (admin)", "bob (approver)", "carol (operator, dba)", "dana (auditor)"},
+		Users:      []string{"alice (admin)", "bob (approver)", "carol (approver, dba)", "dana (auditor)", "erin (operator)", "frank (oncall: break_glass)"},
 		AdminUser:  "alice",
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "apps"), filepath.Join(dir, "checkpoints")} {
@@ -76,12 +76,35 @@ steward:
 
 roles:
   - {name: dba, description: Database administrators, permissions: [approve]}
+  - {name: oncall, description: On-call engineers who may break the glass, permissions: [operate, break_glass]}
 
 users:
   - {name: alice, email: alice@example.com, roles: [admin]}
   - {name: bob, email: bob@example.com, roles: [approver]}
-  - {name: carol, email: carol@example.com, roles: [operator, dba]}
+  - {name: carol, email: carol@example.com, roles: [approver, dba]}
   - {name: dana, email: dana@example.com, roles: [auditor]}
+  - {name: erin, email: erin@example.com, roles: [operator]}
+  - {name: frank, email: frank@example.com, roles: [oncall]}
+
+# Deploys of the shop need two approvers; billing deploys are approved
+# automatically (still planned, executed and audited).
+policies:
+  approvals:
+    - name: shop-deploys
+      match: {action: [deploy.gate], service: [shop]}
+      require: [{approvals: 2, from: ["role:approver"]}]
+      expires: 4h
+    - name: billing-deploys
+      match: {action: [deploy.gate], service: [billing]}
+      auto_approve: true
+  break_glass_reviewers: 2
+  break_glass_review: 24h
+
+# The demo starts a webhook receiver on loopback and writes its address and
+# signing secret next to this file at every run.
+notify:
+  channels:
+    - {name: ops-webhook, type: webhook, url: file:webhook.url, secret: file:webhook.secret}
 
 services:
   - name: shop
