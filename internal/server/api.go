@@ -19,7 +19,11 @@ func (s *Server) routes() http.Handler {
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})
+	mux.Handle("GET /metrics", s.api(auth.PermRead, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+		metrics.ServeHTTP(w, r)
+		return nil
+	}))
 
 	mux.Handle("GET /api/v1/services", s.api(auth.PermRead, s.apiServices))
 	mux.Handle("GET /api/v1/services/{name}", s.api(auth.PermRead, s.apiService))

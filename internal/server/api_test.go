@@ -375,13 +375,17 @@ func TestMetrics(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.getJSON(t, "/api/v1/services/shop", b.viewer, http.StatusOK, nil)
 	b.do(t, "GET", "/api/v1/services", "")
-	r := b.do(t, "GET", "/metrics", "")
+	if r := b.do(t, "GET", "/metrics", ""); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without a token: %d, want 401", r.StatusCode)
+	}
+	r := b.do(t, "GET", "/metrics", b.viewer)
 	if r.StatusCode != 200 {
 		t.Fatalf("metrics: %d", r.StatusCode)
 	}
 	for _, want := range []string{
 		`steward_http_request_duration_seconds_bucket{code="200",method="GET",route="/api/v1/services/{name}",le="0.02"}`,
 		`steward_http_request_duration_seconds_count{code="401",method="GET",route="/api/v1/services"} 1`,
+		`steward_http_request_duration_seconds_count{code="401",method="GET",route="/metrics"} 1`,
 		"steward_http_requests_in_flight 1", // the scrape itself
 		"go_goroutines",
 		"process_cpu_seconds_total",

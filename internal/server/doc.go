@@ -29,11 +29,9 @@
 // before the pipeline (unmapped, unknown or disabled users) are audited as
 // "denied" with the actor slack:<member id>.
 //
-// /metrics is served without authentication: it carries request counts and
-// latencies by route pattern and runtime statistics, no names or secrets.
-// Who can reach it is decided by steward.listen and the network in front of
-// it; operators who expose the listener beyond a trusted network should
-// filter /metrics at their proxy.
+// /metrics needs a token with the read permission like every other
+// endpoint but /healthz and /readyz; Prometheus sends it with
+// `authorization: {credentials_file: …}` in the scrape config.
 //
 // Service responses are computed once per configuration (New and SetConfig)
 // and served from memory; database URLs are never part of them, only whether
