@@ -163,7 +163,7 @@ func (l *Log) Checkpoint(ctx context.Context, signer note.Signer, origin string)
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: origin %q must be one non-empty line", origin)
 	}
 	ev, err := l.Append(ctx, Entry{
-		Actor: "steward", Action: "audit.checkpoint", Target: origin, Outcome: "ok",
+		Actor: "system:audit", Action: "audit.checkpoint", Target: origin, Outcome: "ok",
 		Details: map[string]any{"key": signer.Name(), "key_hash": fmt.Sprintf("%08x", signer.KeyHash())},
 	})
 	if err != nil {
