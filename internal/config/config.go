@@ -66,6 +66,8 @@ type Service struct {
 	Objectives  Objectives        `yaml:"objectives" doc:"Recovery objectives that drills are measured against."`
 	Backups     []Backup          `yaml:"backups" doc:"Backups of the service's databases."`
 	Drills      []Drill           `yaml:"drills" doc:"Restore drills: scheduled rehearsals of restoring a backup."`
+	Checks      []Check           `yaml:"checks" doc:"Integrity checks of the service's operative data."`
+	Fixes       []Fix             `yaml:"fixes" doc:"Reviewed, parameterized data repairs, applied through the action pipeline."`
 }
 
 // Contacts lists who to call for a service.

@@ -155,6 +155,12 @@ func noun(t reflect.Type) string {
 		return "scratch"
 	case reflect.TypeFor[Verify]():
 		return "verify"
+	case reflect.TypeFor[Check]():
+		return "check"
+	case reflect.TypeFor[Side]():
+		return "reconcile side"
+	case reflect.TypeFor[Fix]():
+		return "fix"
 	case reflect.TypeFor[Notify]():
 		return "notify"
 	case reflect.TypeFor[Channel]():

@@ -371,6 +371,7 @@ func (l *loader) validateService(cfg *Config, i int, first map[string]int) {
 		l.checkDBURL(db.Engine, db.ReplicaURL, "replica_url", dpath+".replica_url", cfg.Steward.AllowInlineSecrets)
 	}
 	l.validateRecovery(cfg, i)
+	l.validateIntegrity(cfg, i)
 }
 
 // checkDBURL validates a database URL, resolving it first if it is a

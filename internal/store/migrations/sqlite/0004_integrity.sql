@@ -1,0 +1,38 @@
+CREATE TABLE check_runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    service     TEXT NOT NULL,
+    check_name  TEXT NOT NULL,
+    database    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    violations  INTEGER NOT NULL DEFAULT 0,
+    row_count   INTEGER,
+    duration_ms INTEGER NOT NULL DEFAULT 0,
+    query       TEXT NOT NULL DEFAULT '',
+    sample      TEXT NOT NULL DEFAULT '[]',
+    error       TEXT NOT NULL DEFAULT '',
+    actor       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    fix_action  INTEGER
+);
+CREATE INDEX check_runs_check ON check_runs(service, check_name, started_at);
+
+CREATE TABLE check_violations (
+    service     TEXT NOT NULL,
+    check_name  TEXT NOT NULL,
+    row_key     TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL,
+    resolved_at TEXT,
+    PRIMARY KEY (service, check_name, row_key)
+);
+
+CREATE TABLE fix_images (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    action_id  INTEGER NOT NULL REFERENCES actions(id),
+    row_key    TEXT NOT NULL,
+    before     TEXT,
+    after      TEXT,
+    encrypted  INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX fix_images_action ON fix_images(action_id);
