@@ -86,6 +86,9 @@ func runActionRequest(ctx context.Context, g *globalOptions, o *actionRequestOpt
 	if err != nil {
 		return err
 	}
+	if g.Server != "" {
+		return remoteRequest(ctx, g, req, breakGlass, out)
+	}
 	a, err := g.openApp(ctx)
 	if err != nil {
 		return err
@@ -191,6 +194,9 @@ func runActionList(ctx context.Context, g *globalOptions, o *actionListOptions, 
 	if err := g.validate(); err != nil {
 		return err
 	}
+	if g.Server != "" {
+		return remoteList(ctx, g, o, out)
+	}
 	a, err := g.openApp(ctx)
 	if err != nil {
 		return err
@@ -204,22 +210,7 @@ func runActionList(ctx context.Context, g *globalOptions, o *actionListOptions, 
 	if err != nil {
 		return err
 	}
-	if g.json() {
-		if acts == nil {
-			acts = []*action.Action{}
-		}
-		return printJSON(out, acts)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSERVICE\tSTATE\tRISK\tREQUESTER\tCREATED\tSUMMARY")
-	for _, x := range acts {
-		state := string(x.State)
-		if x.BreakGlass {
-			state += " (break-glass)"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Kind, x.Service, state, x.Risk, x.Requester, x.CreatedAt.Format("2006-01-02 15:04"), x.Plan.Summary)
-	}
-	return tw.Flush()
+	return printActionList(g, out, acts)
 }
 
 func parseID(s, what string) (int64, error) {
@@ -239,6 +230,9 @@ func newActionShowCmd(g *globalOptions) *cobra.Command {
 			id, err := parseID(args[0], "action")
 			if err != nil {
 				return err
+			}
+			if g.Server != "" {
+				return remoteShow(cmd.Context(), g, id, cmd.OutOrStdout())
 			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				act, err := p.Get(cmd.Context(), id)
@@ -286,6 +280,9 @@ func newActionExecuteCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.Server != "" {
+				return remotePost(cmd.Context(), g, id, "execute", nil, cmd.OutOrStdout())
+			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				act, err := p.Execute(cmd.Context(), a.actor, id)
 				if act != nil && (err == nil || act.State == action.Failed) {
@@ -314,6 +311,9 @@ func newActionCancelCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.Server != "" {
+				return remotePost(cmd.Context(), g, id, "cancel", map[string]string{"reason": reason}, cmd.OutOrStdout())
+			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				act, err := p.Cancel(cmd.Context(), a.actor, id, reason)
 				if err != nil {
@@ -340,6 +340,9 @@ func newActionReplanCmd(g *globalOptions) *cobra.Command {
 			id, err := parseID(args[0], "action")
 			if err != nil {
 				return err
+			}
+			if g.Server != "" {
+				return remotePost(cmd.Context(), g, id, "replan", nil, cmd.OutOrStdout())
 			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				act, changed, err := p.Replan(cmd.Context(), a.actor, id)
@@ -394,6 +397,15 @@ func newVoteCmd(g *globalOptions, decision string) *cobra.Command {
 }
 
 func runVote(ctx context.Context, g *globalOptions, o *voteOptions, decision string, id int64, out io.Writer) error {
+	if decision == "reject" && strings.TrimSpace(o.Comment) == "" {
+		return fmt.Errorf("%w: a rejection needs --comment saying why", action.ErrReasonRequired)
+	}
+	if g.Server != "" {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		return remoteVote(ctx, g, o, decision, id, out)
+	}
 	return withPipeline(ctx, g, func(a *app, p *action.Pipeline) error {
 		v := action.Vote{Comment: o.Comment, Via: "cli", PlanHash: o.Plan}
 		var act *action.Action
@@ -429,28 +441,15 @@ func newReviewCmd(g *globalOptions) *cobra.Command {
 		Short: "List break-glass reviews (open ones first by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.Server != "" {
+				return remoteReviews(cmd.Context(), g, state, cmd.OutOrStdout())
+			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				rs, err := p.Reviews(cmd.Context(), state)
 				if err != nil {
 					return err
 				}
-				if g.json() {
-					if rs == nil {
-						rs = []store.ReviewRow{}
-					}
-					return printJSON(cmd.OutOrStdout(), rs)
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tACTION\tBROKE GLASS\tSTATE\tSIGNOFFS\tDEADLINE")
-				now := time.Now()
-				for _, r := range rs {
-					st := r.State
-					if st == action.ReviewOpen && now.After(r.Deadline) {
-						st = "OVERDUE"
-					}
-					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d/%d\t%s\n", r.ID, r.ActionID, r.Breaker, st, len(r.Signoffs), r.Required, r.Deadline.Format(time.RFC3339))
-				}
-				return tw.Flush()
+				return printReviews(g, cmd.OutOrStdout(), rs)
 			})
 		},
 	}
@@ -464,6 +463,9 @@ func newReviewCmd(g *globalOptions) *cobra.Command {
 			id, err := parseID(args[0], "review")
 			if err != nil {
 				return err
+			}
+			if g.Server != "" {
+				return remoteCompleteReview(cmd.Context(), g, id, notes, cmd.OutOrStdout())
 			}
 			return withPipeline(cmd.Context(), g, func(a *app, p *action.Pipeline) error {
 				r, err := p.CompleteReview(cmd.Context(), a.actor, id, notes)
@@ -524,6 +526,12 @@ func runGate(ctx context.Context, g *globalOptions, o *gateOptions, out io.Write
 	if o.Wait <= 0 || o.Poll <= 0 {
 		return usagef("--wait and --poll must be positive")
 	}
+	if g.Server != "" {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		return remoteGate(ctx, g, o, out)
+	}
 	return withPipeline(ctx, g, func(a *app, p *action.Pipeline) error {
 		params, _ := json.Marshal(map[string]string{"action": o.Action, "version": o.Version})
 		act, err := p.Create(ctx, a.actor, action.Request{Kind: "deploy.gate", Service: o.Service, Params: params, Reason: o.Reason, Ticket: o.Ticket})
@@ -534,58 +542,106 @@ func runGate(ctx context.Context, g *globalOptions, o *gateOptions, out io.Write
 		if err != nil {
 			return err
 		}
-		if !g.json() {
-			fmt.Fprintf(out, "gate: action %d %s — %s\n", act.ID, act.Plan.Summary, act.State)
-			if act.State == action.PendingApproval {
-				fmt.Fprintf(out, "gate: waiting up to %s for %s (rule %s)\n  approve with: steward approve %d\n", o.Wait, d.Missing, act.Rule, act.ID)
-			}
+		id := act.ID
+		return gateLoop(ctx, g, o, out, act, d, gateOps{
+			get: func(ctx context.Context) (*action.Action, policy.Decision, error) {
+				act, err := p.Get(ctx, id)
+				if err != nil {
+					return nil, policy.Decision{}, err
+				}
+				d, err := p.Decision(ctx, act)
+				return act, d, err
+			},
+			execute: func(ctx context.Context) (*action.Action, error) { return p.Execute(ctx, a.actor, id) },
+			cancel: func(ctx context.Context, why string) error {
+				_, err := p.Cancel(ctx, a.actor, id, why)
+				return err
+			},
+		})
+	})
+}
+
+// gateOps are the three things the gate loop does, locally or on a server.
+type gateOps struct {
+	get     func(context.Context) (*action.Action, policy.Decision, error)
+	execute func(context.Context) (*action.Action, error)
+	cancel  func(ctx context.Context, why string) error
+}
+
+// gateLoop waits for a decision on the gate's action: approved → executed
+// (exit 0), rejected/cancelled/expired or timed out → exit 1.
+func gateLoop(ctx context.Context, g *globalOptions, o *gateOptions, out io.Writer, act *action.Action, d policy.Decision, ops gateOps) error {
+	if !g.json() {
+		fmt.Fprintf(out, "gate: action %d %s — %s\n", act.ID, act.Plan.Summary, act.State)
+		if act.State == action.PendingApproval {
+			fmt.Fprintf(out, "gate: waiting up to %s for %s (rule %s)\n  approve with: steward approve %d\n", o.Wait, d.Missing, act.Rule, act.ID)
 		}
-		deadline := time.Now().Add(o.Wait)
-		lastMissing := d.Missing
-		for {
-			act, err = p.Get(ctx, act.ID)
+	}
+	deadline := time.Now().Add(o.Wait)
+	lastMissing := d.Missing
+	for {
+		act, d, err := ops.get(ctx)
+		if err != nil {
+			return err
+		}
+		switch act.State {
+		case action.Approved:
+			act, err = ops.execute(ctx)
 			if err != nil {
 				return err
 			}
-			switch act.State {
-			case action.Approved:
-				act, err = p.Execute(ctx, a.actor, act.ID)
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return printJSON(out, act)
-				}
-				fmt.Fprintf(out, "gate: OPEN — action %d approved; proceed with %s %s %s\n", act.ID, o.Action, o.Service, o.Version)
-				return nil
-			case action.Rejected, action.Cancelled, action.Expired, action.Failed:
-				if g.json() {
-					_ = printJSON(out, act)
-				} else {
-					fmt.Fprintf(out, "gate: CLOSED — action %d %s\n", act.ID, act.State)
-				}
-				return fmt.Errorf("%w: action %d %s: %w", errGateClosed, act.ID, act.State, errFailed)
-			case action.PendingApproval:
-				if d, err := p.Decision(ctx, act); err == nil && d.Missing != lastMissing && !g.json() {
-					fmt.Fprintf(out, "gate: still needs %s\n", d.Missing)
-					lastMissing = d.Missing
-				}
+			if g.json() {
+				return printJSON(out, act)
 			}
-			if time.Now().After(deadline) {
-				if _, err := p.Cancel(context.WithoutCancel(ctx), a.actor, act.ID, fmt.Sprintf("gate timed out after %s", o.Wait)); err != nil {
-					return err
-				}
-				if !g.json() {
-					fmt.Fprintf(out, "gate: CLOSED — no decision within %s; action %d cancelled\n", o.Wait, act.ID)
-				}
-				return fmt.Errorf("%w: timed out after %s: %w", errGateClosed, o.Wait, errFailed)
+			fmt.Fprintf(out, "gate: OPEN — action %d approved; proceed with %s %s %s\n", act.ID, o.Action, o.Service, o.Version)
+			return nil
+		case action.Rejected, action.Cancelled, action.Expired, action.Failed:
+			if g.json() {
+				_ = printJSON(out, act)
+			} else {
+				fmt.Fprintf(out, "gate: CLOSED — action %d %s\n", act.ID, act.State)
 			}
-			select {
-			case <-ctx.Done():
-				_, _ = p.Cancel(context.WithoutCancel(ctx), a.actor, act.ID, "gate interrupted")
-				return ctx.Err()
-			case <-time.After(o.Poll):
+			return fmt.Errorf("%w: action %d %s: %w", errGateClosed, act.ID, act.State, errFailed)
+		case action.PendingApproval:
+			if d.Missing != lastMissing && !g.json() {
+				fmt.Fprintf(out, "gate: still needs %s\n", d.Missing)
+				lastMissing = d.Missing
 			}
 		}
-	})
+		if time.Now().After(deadline) {
+			if err := ops.cancel(context.WithoutCancel(ctx), fmt.Sprintf("gate timed out after %s", o.Wait)); err != nil {
+				return err
+			}
+			if !g.json() {
+				fmt.Fprintf(out, "gate: CLOSED — no decision within %s; action %d cancelled\n", o.Wait, act.ID)
+			}
+			return fmt.Errorf("%w: timed out after %s: %w", errGateClosed, o.Wait, errFailed)
+		}
+		select {
+		case <-ctx.Done():
+			_ = ops.cancel(context.WithoutCancel(ctx), "gate interrupted")
+			return ctx.Err()
+		case <-time.After(o.Poll):
+		}
+	}
+}
+
+func printReviews(g *globalOptions, out io.Writer, rs []store.ReviewRow) error {
+	if g.json() {
+		if rs == nil {
+			rs = []store.ReviewRow{}
+		}
+		return printJSON(out, rs)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACTION\tBROKE GLASS\tSTATE\tSIGNOFFS\tDEADLINE")
+	now := time.Now()
+	for _, r := range rs {
+		st := r.State
+		if st == action.ReviewOpen && now.After(r.Deadline) {
+			st = "OVERDUE"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d/%d\t%s\n", r.ID, r.ActionID, r.Breaker, st, len(r.Signoffs), r.Required, r.Deadline.Format(time.RFC3339))
+	}
+	return tw.Flush()
 }

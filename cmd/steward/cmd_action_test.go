@@ -237,3 +237,58 @@ func TestBreakGlassCLI(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The gate and the votes work against a server with tokens only: the CI
+// runner and the approvers need neither the store nor the config.
+func TestGateAgainstServer(t *testing.T) {
+	t.Parallel()
+	e := setupGate(t, "1h")
+	url, stop := startServeConfig(t, e.cfg, "")
+	defer stop()
+	remote := func(user string, args ...string) result {
+		return steward(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
+	}
+	done := make(chan result, 1)
+	go func() {
+		done <- stewardCtx(t, context.Background(), "--server", url, "--token", e.tokens["alice"], "gate", "--service", "shop",
+			"--version", "v9", "--reason", "release 9", "--wait", "30s", "--poll", "100ms")
+	}()
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for id == "" && time.Now().Before(deadline) {
+		r := remote("bob", "action", "list", "--state", "pending_approval", "-o", "json")
+		var acts []struct {
+			ID int64 `json:"id"`
+		}
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &acts) == nil && len(acts) > 0 {
+			id = itoa(acts[0].ID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if id == "" {
+		t.Fatal("gate action did not appear on the server")
+	}
+	if r := remote("alice", "approve", id); r.code != exitUsage || !strings.Contains(r.stderr, "requester cannot approve") {
+		t.Fatalf("remote self-approval: %+v", r)
+	}
+	if r := remote("bob", "approve", id, "-m", "ok"); r.code != 0 || !strings.Contains(r.stdout, "still needs") {
+		t.Fatalf("bob: %+v", r)
+	}
+	if r := remote("carol", "approve", id); r.code != 0 {
+		t.Fatalf("carol: %+v", r)
+	}
+	select {
+	case g := <-done:
+		if g.code != 0 || !strings.Contains(g.stdout, "gate: OPEN") {
+			t.Fatalf("remote gate: exit %d\n%s\n%s", g.code, g.stdout, g.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("remote gate did not return")
+	}
+	if r := remote("bob", "action", "show", id); r.code != 0 || !strings.Contains(r.stdout, "SUCCEEDED") {
+		t.Fatalf("remote show: %+v", r)
+	}
+	if r := steward(t, "--server", url, "--token", "stw_wrong", "gate", "--service", "shop", "--version", "v1", "--reason", "x"); r.code != exitUsage {
+		t.Fatalf("bad token: %+v", r)
+	}
+}

@@ -319,6 +319,13 @@ func startServe(t *testing.T, storeURL string) (string, func()) {
 	if err := os.WriteFile(cfgPath, []byte("steward:\n  data_dir: data\nservices:\n  - name: shop\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startServeConfig(t, cfgPath, storeURL)
+}
+
+// startServeConfig runs `steward serve` with a config file; storeURL may be
+// empty to use the config's store.
+func startServeConfig(t *testing.T, cfgPath, storeURL string) (string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +335,11 @@ func startServe(t *testing.T, storeURL string) (string, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		done <- stewardCtx(t, ctx, "-c", cfgPath, "--store", storeURL, "serve", "--listen", addr, "--grace", "2s")
+		args := []string{"-c", cfgPath}
+		if storeURL != "" {
+			args = append(args, "--store", storeURL)
+		}
+		done <- stewardCtx(t, ctx, append(args, "serve", "--listen", addr, "--grace", "2s")...)
 	}()
 	url := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)
