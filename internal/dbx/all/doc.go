@@ -1,0 +1,2 @@
+// Package all registers Steward's built-in database engines in one place.
+package all
