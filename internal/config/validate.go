@@ -61,6 +61,8 @@ func (l *loader) normalize(cfg *Config) {
 			b.Encrypt.Identity = l.absSecret(b.Encrypt.Identity, path+".encrypt.identity")
 			if rest, ok := strings.CutPrefix(b.Repository, "file://"); ok && rest != "" && !strings.HasPrefix(rest, "/") {
 				b.Repository = "file://" + filepath.ToSlash(filepath.Join(l.dirOf(path+".repository"), rest))
+			} else if b.Repository != "" && !strings.Contains(b.Repository, "://") && !filepath.IsAbs(b.Repository) {
+				b.Repository = "file://" + filepath.ToSlash(filepath.Join(l.dirOf(path+".repository"), b.Repository))
 			}
 		}
 		for j := range svc.Drills {
