@@ -18,7 +18,10 @@ import (
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/backup"
 	"github.com/stewardhq/steward/internal/config"
+	dbxall "github.com/stewardhq/steward/internal/dbx/all"
+	"github.com/stewardhq/steward/internal/drill"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/server"
@@ -169,6 +172,19 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 			}
 		},
 	}
+	// Scheduled backups, the RPO check and drills (schedules are read at start).
+	jcfg.Periodic = append(jcfg.Periodic, backup.Periodic(cfg)...)
+	jcfg.Periodic = append(jcfg.Periodic, drill.Periodic(cfg)...)
+	drillDeps, err := a.drillDeps(nil)
+	if err != nil {
+		return err
+	}
+	drillDeps.Config = pipeline.Config
+	// Scratch left by a crash is removed, and drills it interrupted are
+	// recorded as such, before anything new starts.
+	if rep, err := drill.CleanLeftovers(ctx, drillDeps); err != nil {
+		log.Error("clean drill leftovers", "err", err, "report", rep)
+	}
 	if err := jobs.Migrate(ctx, jcfg); err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}
@@ -176,6 +192,11 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	jobs.Register(jreg, &checkpointWorker{app: a})
 	jobs.Register(jreg, &sweepWorker{pipeline: pipeline})
 	notify.RegisterWorkers(jreg, outbox)
+	drill.RegisterWorkers(jreg, drillDeps)
+	backup.RegisterWorkers(jreg, backup.JobDeps{
+		Deps:   backup.Deps{Store: st, Engines: dbxall.Registry(), Audit: a.auditFunc(), Notifier: outbox, Logger: log.With("component", "backup"), TempDir: cfg.Steward.DataDir},
+		Config: pipeline.Config,
+	})
 	runner, err := jobs.New(ctx, jcfg, jreg)
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)

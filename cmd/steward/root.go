@@ -103,7 +103,18 @@ func (g *globalOptions) loadConfig(resolveSecrets bool) (*config.Config, error) 
 	if _, err := os.Stat(g.ConfigPath); errors.Is(err, fs.ErrNotExist) {
 		if !g.configExplicit && g.StoreURL != "" {
 			wd, _ := os.Getwd()
-			return config.Parse(filepath.Join(wd, "steward.yaml"), nil, opts)
+			cfg, err := config.Parse(filepath.Join(wd, "steward.yaml"), nil, opts)
+			if err != nil {
+				return nil, err
+			}
+			// Without a config, local state (the audit signing key) lives
+			// next to a SQLite store rather than in the working directory.
+			if dialect, _, path, err := store.ParseURL(g.StoreURL); err == nil && dialect == store.SQLite {
+				if abs, err := filepath.Abs(filepath.Dir(path)); err == nil {
+					cfg.Steward.DataDir = abs
+				}
+			}
+			return cfg, nil
 		}
 		return nil, fmt.Errorf("%w: %s; pass --config FILE (or STEWARD_CONFIG), or run `steward demo` to see a working setup", errConfigMissing, g.ConfigPath)
 	}
@@ -259,6 +270,9 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newGateCmd(g),
 		newNotifyCmd(g),
 		newPolicyCmd(g),
+		newBackupCmd(g),
+		newDrillCmd(g),
+		newRestoreCmd(g),
 	)
 	return root
 }

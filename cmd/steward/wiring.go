@@ -9,6 +9,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/drill"
 	"github.com/stewardhq/steward/internal/gate"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/notify/all"
@@ -48,8 +49,15 @@ func (a *app) pipeline() (*action.Pipeline, error) {
 	var p *action.Pipeline
 	current := func() *config.Config { return p.Config() }
 	cfg := a.cfg
+	kinds := builtinKinds(current)
+	deps, err := a.drillDeps(nil)
+	if err != nil {
+		return nil, err
+	}
+	deps.Config = current
+	kinds.Register(drill.NewRestoreKind(current, deps))
 	p, err = action.New(action.Options{
-		Store: a.store, Kinds: builtinKinds(current), Config: cfg, Audit: a.auditFunc(),
+		Store: a.store, Kinds: kinds, Config: cfg, Audit: a.auditFunc(),
 		Notifier: ob, Logger: a.log.With("component", "actions"), BaseURL: "http://" + cfg.Steward.Listen,
 	})
 	if err != nil {
