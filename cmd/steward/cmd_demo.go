@@ -19,7 +19,10 @@ import (
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/backup"
+	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/demo"
+	"github.com/stewardhq/steward/internal/drill"
 )
 
 type demoOptions struct {
@@ -86,6 +89,17 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 	defer recv.Close()
 	step("started a webhook receiver at %s standing in for the team's alerting", recv.URL)
 
+	pg, err := demo.StartPostgres(ctx, dir)
+	switch {
+	case errors.Is(err, demo.ErrNoPostgres):
+		step("PostgreSQL is not installed: skipping the PostgreSQL catalog service (%v)", err)
+	case err != nil:
+		return err
+	default:
+		defer pg.Close(context.WithoutCancel(ctx))
+		step("started a throwaway PostgreSQL cluster for the catalog service (%s) and seeded 10,000 products", pg.Describe())
+	}
+
 	g.ConfigPath = ws.ConfigPath
 	g.configExplicit = true
 	cfg, err := g.loadConfig(true)
@@ -114,6 +128,9 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 		}
 		if err := demoActions(ctx, r, recv, step); err != nil {
 			return fmt.Errorf("demo actions: %w", err)
+		}
+		if err := demoRecovery(ctx, r, ws, pg != nil, step); err != nil {
+			return fmt.Errorf("demo backups and drills: %w", err)
 		}
 		fmt.Fprintf(out, "\nWeb UI:  %s/login  (paste the token below; see Services, Approvals, Actions, Reviews, Audit)\n", r.URL)
 		fmt.Fprintf(out, "API:     curl -H 'Authorization: Bearer %s' %s/api/v1/services\n", secret, r.URL)
@@ -299,4 +316,72 @@ func summarize(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// demoRecovery takes encrypted backups and rehearses restoring them: the
+// shop's SQLite database, and the catalog's PostgreSQL database when
+// PostgreSQL is installed. The drills measure RTO and RPO and verify the
+// restored data.
+func demoRecovery(ctx context.Context, r *running, ws *demo.Workspace, withPG bool, step func(string, ...any)) error {
+	a := r.App
+	if err := demo.AppWrite(ctx, ws.Dir, time.Now()); err != nil {
+		return fmt.Errorf("simulate an order: %w", err)
+	}
+	ob, err := a.outbox(nil)
+	if err != nil {
+		return err
+	}
+	bdeps := backup.Deps{Store: a.store, Engines: dbxall.Registry(), Audit: a.auditFunc(), Notifier: ob,
+		Logger: a.log.With("component", "backup"), TempDir: a.cfg.Steward.DataDir}
+	ddeps, err := a.drillDeps(nil)
+	if err != nil {
+		return err
+	}
+	targets := []string{"shop"}
+	if withPG {
+		targets = append(targets, "catalog")
+	}
+	for _, name := range targets {
+		svc := a.cfg.Service(name)
+		if svc == nil || len(svc.Backups) == 0 || len(svc.Drills) == 0 {
+			step("%s has no backup and drill configured (workspace from an older demo?); skipping", name)
+			continue
+		}
+		m, err := backup.Run(ctx, bdeps, svc, &svc.Backups[0], a.actor.Actor())
+		if err != nil {
+			return err
+		}
+		enc := "not encrypted"
+		if m.Encrypted {
+			enc = "encrypted with age"
+		}
+		step("backup %s/%s: %s, %s in %d object(s), SHA-256 of each in the manifest, %s", name, svc.Backups[0].Name, m.ID, fmtBytes(m.Size), len(m.Objects), enc)
+		rep, err := drill.Run(ctx, ddeps, svc, &svc.Drills[0], drill.RunOptions{Actor: a.actor.Actor()})
+		if err != nil {
+			return err
+		}
+		var phases []string
+		for _, p := range rep.Phases {
+			phases = append(phases, fmt.Sprintf("%s %.2fs", p.Name, p.Seconds))
+		}
+		passed := 0
+		for _, v := range rep.Verifications {
+			if v.Status == "passed" {
+				passed++
+			}
+		}
+		step("drill %s/%s %s: RTO %.2fs (objective %s), RPO %s from %s (objective %s); %d of %d verifications passed; %s",
+			name, svc.Drills[0].Name, strings.ToUpper(rep.Status), deref(rep.RTOSeconds), svc.Objectives.RTO,
+			time.Duration(deref(rep.RPOSeconds)*float64(time.Second)).Round(time.Second), rep.RPOSource, svc.Objectives.RPO,
+			passed, len(rep.Verifications), strings.Join(phases, ", "))
+	}
+	step("runbook from the last drill: go run ./cmd/steward -c %s drill runbook shop/weekly", ws.ConfigPath)
+	return nil
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
 }

@@ -296,7 +296,8 @@ func TestDemoOnce(t *testing.T) {
 		t.Fatalf("demo --once: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{"self-check passed", "audit log verifies", "Token for alice", "own approval was refused",
-		"the gate executed: succeeded", "broke the glass", "review 1 completed", "break_glass.used×1"} {
+		"the gate executed: succeeded", "broke the glass", "review 1 completed", "break_glass.used×1",
+		"backup shop/nightly", "encrypted with age", "drill shop/weekly PASSED", "from restored-data"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

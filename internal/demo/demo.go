@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"time"
 
+	"filippo.io/age"
 	_ "modernc.org/sqlite" // the demo's application databases are SQLite
 )
 
@@ -34,13 +35,20 @@ func Setup(ctx context.Context, dir string) (*Workspace, error) {
 		Users:      []string{"alice (admin)", "bob (approver)", "carol (approver, dba)", "dana (auditor)", "erin (operator)", "frank (oncall: break_glass)"},
 		AdminUser:  "alice",
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "apps"), filepath.Join(dir, "checkpoints")} {
+	for _, d := range []string{dir, filepath.Join(dir, "apps"), filepath.Join(dir, "checkpoints"), filepath.Join(dir, "services"), filepath.Join(dir, "backups")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("demo workspace %s: %w", d, err)
 		}
 	}
 	if _, err := os.Stat(ws.ConfigPath); os.IsNotExist(err) {
-		if err := writeConfig(ws.ConfigPath, dir); err != nil {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "backup.key"), []byte(id.String()+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("demo backup key: %w", err)
+		}
+		if err := writeConfig(ws.ConfigPath, dir, id.Recipient().String()); err != nil {
 			return nil, err
 		}
 	}
@@ -67,6 +75,10 @@ func Setup(ctx context.Context, dir string) (*Workspace, error) {
 }
 
 var configTmpl = template.Must(template.New("steward.yaml").Parse(`# Steward demo configuration. Edit it and run: steward -c {{.Dir}}/steward.yaml validate
+# services/*.yaml holds the PostgreSQL "catalog" service when PostgreSQL's
+# binaries are installed (the demo starts a throwaway cluster for it).
+include: ["services/*.yaml"]
+
 steward:
   listen: 127.0.0.1:8080
   data_dir: data
@@ -117,8 +129,27 @@ services:
       escalation: {name: Head of Engineering, email: cto@example.com}
       provider_noc: {name: Example Cloud NOC, phone: "+1 555 0199", email: noc@cloud.example.com}
       provider_sirt: {name: Example Cloud SIRT, email: security@cloud.example.com}
+    objectives: {rto: 15m, rpo: 24h}
     databases:
       - {name: main, engine: sqlite, url: "sqlite://{{.Dir}}/apps/shop.db"}
+    backups:
+      - name: nightly
+        database: main
+        method: sqlite
+        schedule: "0 2 * * *"
+        repository: backups
+        freshness: SELECT max(updated_at) FROM orders
+        encrypt: {recipients: ["{{.Recipient}}"], identity: file:backup.key}
+        retention: {keep_last: 7, daily: 7, weekly: 4}
+    drills:
+      - name: weekly
+        backup: nightly
+        schedule: "0 5 * * 1"
+        scratch: {kind: ephemeral}
+        freshness: SELECT max(updated_at) FROM orders
+        verify:
+          - {name: no orphan orders, sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: "== 0"}
+          - {name: orders present, sql: "SELECT count(*) FROM orders", expect: "> 1000"}
 
   - name: billing
     description: Invoicing and the general ledger
@@ -132,12 +163,12 @@ services:
       - {name: ledger, engine: sqlite, url: "sqlite://{{.Dir}}/apps/ledger.db"}
 `))
 
-func writeConfig(path, dir string) error {
+func writeConfig(path, dir, recipient string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	if err := configTmpl.Execute(f, map[string]string{"Dir": dir}); err != nil {
+	if err := configTmpl.Execute(f, map[string]string{"Dir": dir, "Recipient": recipient}); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("demo config: %w", err)
@@ -217,7 +248,8 @@ CREATE INDEX orders_updated ON orders(updated_at);`
 			return err
 		}
 	}
-	start := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	// Orders span the 390 days before the seed; none lies in the future.
+	start := time.Now().UTC().Truncate(time.Hour).Add(-394 * 24 * time.Hour)
 	for id := 1; id <= 5000; id++ {
 		created := start.Add(time.Duration(r.IntN(390*24*60)) * time.Minute)
 		status := statuses[r.IntN(len(statuses))]
@@ -274,7 +306,7 @@ CREATE TABLE ledger_entries (id INTEGER PRIMARY KEY, invoice_id INTEGER, account
 			return err
 		}
 	}
-	start := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	start := time.Now().UTC().Truncate(time.Hour).Add(-394 * 24 * time.Hour)
 	for id := 1; id <= 2000; id++ {
 		issued := start.Add(time.Duration(r.IntN(390*24)) * time.Hour)
 		net := 1000 + r.IntN(200000)
@@ -306,4 +338,17 @@ func lower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// AppWrite stands in for the application: it records a new order now, so
+// the backup and the drill's RPO measure data as fresh as a live shop's.
+func AppWrite(ctx context.Context, dir string, now time.Time) error {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "apps", "shop.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ts := now.UTC().Format(time.RFC3339)
+	_, err = db.ExecContext(ctx, "INSERT INTO orders (customer_id, status, amount_cents, created_at, updated_at) VALUES (1, 'paid', 4900, ?, ?)", ts, ts)
+	return err
 }
