@@ -22,6 +22,7 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/drill"
+	"github.com/stewardhq/steward/internal/integrity"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/server"
@@ -175,6 +176,11 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	// Scheduled backups, the RPO check and drills (schedules are read at start).
 	jcfg.Periodic = append(jcfg.Periodic, backup.Periodic(cfg)...)
 	jcfg.Periodic = append(jcfg.Periodic, drill.Periodic(cfg)...)
+	jcfg.Periodic = append(jcfg.Periodic, integrity.Periodic(cfg)...)
+	checkDeps, err := a.checkDeps()
+	if err != nil {
+		return err
+	}
 	drillDeps, err := a.drillDeps(nil)
 	if err != nil {
 		return err
@@ -193,6 +199,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	jobs.Register(jreg, &sweepWorker{pipeline: pipeline})
 	notify.RegisterWorkers(jreg, outbox)
 	drill.RegisterWorkers(jreg, drillDeps)
+	integrity.RegisterWorkers(jreg, checkDeps, pipeline.Config)
 	backup.RegisterWorkers(jreg, backup.JobDeps{
 		Deps:   backup.Deps{Store: st, Engines: dbxall.Registry(), Audit: a.auditFunc(), Notifier: outbox, Logger: log.With("component", "backup"), TempDir: cfg.Steward.DataDir},
 		Config: pipeline.Config,

@@ -273,6 +273,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newBackupCmd(g),
 		newDrillCmd(g),
 		newRestoreCmd(g),
+		newCheckCmd(g),
 	)
 	return root
 }
