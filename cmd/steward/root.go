@@ -19,6 +19,7 @@ import (
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/fix"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -132,6 +133,7 @@ type app struct {
 
 	notify  *notify.Outbox
 	actions *action.Pipeline
+	fix     *fix.Deps
 }
 
 // storeURL is --store, else the config's store (resolving a secret
@@ -274,6 +276,8 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newDrillCmd(g),
 		newRestoreCmd(g),
 		newCheckCmd(g),
+		newFixCmd(g),
+		newSQLCmd(g),
 	)
 	return root
 }

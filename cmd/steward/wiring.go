@@ -10,6 +10,7 @@ import (
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/drill"
+	"github.com/stewardhq/steward/internal/fix"
 	"github.com/stewardhq/steward/internal/gate"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/notify/all"
@@ -56,6 +57,14 @@ func (a *app) pipeline() (*action.Pipeline, error) {
 	}
 	deps.Config = current
 	kinds.Register(drill.NewRestoreKind(current, deps))
+	crypt, err := fix.CryptFromEnv()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	a.fix = &fix.Deps{Config: current, Store: a.store, Logger: a.log.With("component", "fix"), Crypt: crypt}
+	kinds.Register(fix.NewApplyKind(a.fix))
+	kinds.Register(fix.NewUndoKind(a.fix))
+	kinds.Register(fix.NewSQLKind(a.fix))
 	p, err = action.New(action.Options{
 		Store: a.store, Kinds: kinds, Config: cfg, Audit: a.auditFunc(),
 		Notifier: ob, Logger: a.log.With("component", "actions"), BaseURL: "http://" + cfg.Steward.Listen,
