@@ -23,6 +23,8 @@ import (
 	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/demo"
 	"github.com/stewardhq/steward/internal/drill"
+	"github.com/stewardhq/steward/internal/fix"
+	"github.com/stewardhq/steward/internal/integrity"
 )
 
 type demoOptions struct {
@@ -128,6 +130,9 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 		}
 		if err := demoActions(ctx, r, recv, step); err != nil {
 			return fmt.Errorf("demo actions: %w", err)
+		}
+		if err := demoIntegrity(ctx, r, step); err != nil {
+			return fmt.Errorf("demo checks and fixes: %w", err)
 		}
 		if err := demoRecovery(ctx, r, ws, pg != nil, step); err != nil {
 			return fmt.Errorf("demo backups and drills: %w", err)
@@ -384,4 +389,84 @@ func deref(f *float64) float64 {
 		return 0
 	}
 	return *f
+}
+
+// demoIntegrity runs the shop's integrity checks, which find the seeded data
+// errors, then repairs the negative amounts through a reviewed fix approved
+// by two people, and shows the check turning green.
+func demoIntegrity(ctx context.Context, r *running, step func(string, ...any)) error {
+	a := r.App
+	svc := a.cfg.Service("shop")
+	if svc == nil || svc.Check("orders-amount") == nil || svc.Fix("fix-negative-amount") == nil {
+		step("the shop has no checks or fixes configured (workspace from an older demo?); skipping")
+		return nil
+	}
+	ob, err := a.outbox(nil)
+	if err != nil {
+		return err
+	}
+	cdeps := integrity.Deps{Store: a.store, Audit: a.auditFunc(), Notifier: ob, Logger: a.log.With("component", "checks")}
+	results, err := integrity.Run(ctx, cdeps, svc, nil, a.actor.Actor())
+	if err != nil {
+		return err
+	}
+	var summary []string
+	var negative []string
+	for _, res := range results {
+		summary = append(summary, fmt.Sprintf("%s %s (%d)", res.Check, strings.ToUpper(res.Status), res.Violations))
+		if res.Check == "orders-amount" {
+			for _, row := range res.Sample {
+				negative = append(negative, fmt.Sprint(row["id"]))
+			}
+		}
+	}
+	step("integrity checks on shop: %s", strings.Join(summary, ", "))
+	if len(negative) == 0 {
+		step("no negative amounts left to fix (already fixed in this workspace)")
+		return nil
+	}
+	p, err := a.pipeline()
+	if err != nil {
+		return err
+	}
+	as := func(name string) (auth.Principal, error) {
+		u, err := a.store.GetUser(ctx, name)
+		if err != nil {
+			return auth.Principal{}, err
+		}
+		return a.auth.Principal(u, 0, false), nil
+	}
+	erin, err := as("erin")
+	if err != nil {
+		return err
+	}
+	bob, _ := as("bob")
+	carol, _ := as("carol")
+	params, _ := json.Marshal(fix.ApplyParams{Service: "shop", Fix: "fix-negative-amount", Params: map[string]string{"order_ids": strings.Join(negative, ",")}})
+	act, err := p.Create(ctx, erin, action.Request{Kind: fix.ApplyKindName, Service: "shop", Target: "fix-negative-amount", Params: params,
+		Reason: "orders-amount: paid orders with negative amounts (sign bug in release 1.4.1)"})
+	if err != nil {
+		return err
+	}
+	step("erin requested fix #%d: %s; rule %s needs two approvers", act.ID, act.Plan.Summary, act.Rule)
+	if _, _, err := p.Approve(ctx, bob, act.ID, action.Vote{Comment: "matches the bug report", Via: "demo"}); err != nil {
+		return err
+	}
+	if _, _, err := p.Approve(ctx, carol, act.ID, action.Vote{Comment: "finance agrees", Via: "demo"}); err != nil {
+		return err
+	}
+	if act, err = p.Execute(ctx, erin, act.ID); err != nil {
+		return err
+	}
+	n, _, err := a.store.CountFixImages(ctx, act.ID)
+	if err != nil {
+		return err
+	}
+	step("bob and carol approved; the fix ran in one transaction, rows locked and compared with the reviewed plan: %s (%d row images, undo with: steward fix undo %d)", act.Result.Summary, n, act.ID)
+	again, err := integrity.Run(ctx, cdeps, svc, []string{"orders-amount"}, a.actor.Actor())
+	if err != nil {
+		return err
+	}
+	step("orders-amount re-checked: %s (%d violations); the other findings stay with their owners", strings.ToUpper(again[0].Status), again[0].Violations)
+	return nil
 }

@@ -109,6 +109,10 @@ policies:
     - name: billing-deploys
       match: {action: [deploy.gate], service: [billing]}
       auto_approve: true
+    - name: data-fixes
+      match: {action: [fix.apply, fix.undo, sql.exec]}
+      require: [{approvals: 2, from: ["role:approver"]}]
+      expires: 24h
   break_glass_reviewers: 2
   break_glass_review: 24h
 
@@ -148,8 +152,22 @@ services:
         scratch: {kind: ephemeral}
         freshness: SELECT max(updated_at) FROM orders
         verify:
-          - {name: no orphan orders, sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: "== 0"}
+          - {name: customers present, sql: "SELECT count(*) FROM customers", expect: "== 500"}
           - {name: orders present, sql: "SELECT count(*) FROM orders", expect: "> 1000"}
+    # The seeded shop has a few data errors for these checks to find.
+    checks:
+      - {name: orders-amount, database: main, type: row_predicate, table: orders, predicate: "amount_cents >= 0 OR status = 'refund'", show: [status, amount_cents], remedy: fix-negative-amount, remedy_params: {order_ids: id}, owner: team-shop}
+      - {name: orders-customer, database: main, type: foreign_key, table: orders, column: customer_id, references: customers.id, severity: warn, owner: team-shop}
+      - {name: orders-status, database: main, type: accepted_values, table: orders, column: status, values: [paid, shipped, delivered, pending, cancelled, refund], show: [status], severity: warn}
+      - {name: customers-email, database: main, type: unique, table: customers, columns: [email], show: [email], mask: [email]}
+      - {name: orders-fresh, database: main, type: freshness, table: orders, column: updated_at, max_age: 7d}
+    fixes:
+      - name: fix-negative-amount
+        database: main
+        params: {order_ids: "[]int"}
+        select: SELECT id, status, amount_cents FROM orders WHERE id IN :order_ids AND amount_cents < 0 AND status <> 'refund'
+        apply: UPDATE orders SET amount_cents = -amount_cents WHERE id IN :order_ids AND amount_cents < 0 AND status <> 'refund'
+        max_rows: 10
 
   - name: billing
     description: Invoicing and the general ledger
@@ -281,6 +299,17 @@ CREATE INDEX orders_updated ON orders(updated_at);`
 			if err := exec(ctx, tx, "INSERT INTO payments (order_id, provider, amount_cents, paid_at) VALUES (?, ?, ?, ?)", id, provider, amount, created.Add(time.Minute).Format(time.RFC3339)); err != nil {
 				return err
 			}
+		}
+	}
+	// Data errors for the integrity checks to find: three paid orders with
+	// negative amounts (a sign bug), an unknown status, an orphan order.
+	for _, q := range []string{
+		"UPDATE orders SET status = 'paid', amount_cents = -ABS(amount_cents) WHERE id IN (17, 42, 99)",
+		"UPDATE orders SET status = 'shiped' WHERE id = 123",
+		"UPDATE orders SET customer_id = 9999 WHERE id = 777",
+	} {
+		if err := exec(ctx, tx, q); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()
