@@ -185,7 +185,7 @@ func decryptFile(dst, src string, ids []age.Identity, m Manifest, object string,
 	}
 	if w.err != nil {
 		// A write failure (disk full) is not a decryption problem.
-		return n, fmt.Errorf("decrypt %s: write %s: %w", m.Ref(), dst, w.err)
+		return n, fmt.Errorf("decrypt %s: %w", m.Ref(), w.err) // w.err names dst
 	}
 	return n, err
 }

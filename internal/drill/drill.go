@@ -153,6 +153,8 @@ type runner struct {
 	row     store.DrillRunRow
 	engine  dbx.Engine
 	db      *config.Database
+	// scratch creates ephemeral scratch; nil means the engine's Scratch.
+	scratch func(ctx context.Context, opts dbx.ScratchOptions) (*dbx.Scratch, error)
 
 	mu sync.Mutex // guards rep.Phases while a phase runs
 }
@@ -218,10 +220,22 @@ func (r *runner) steps(ctx context.Context) (err error) {
 	}
 	switch r.b.Method {
 	case "pg_dump", "mysqldump", "sqlite":
-	default:
-		return notRunf("backup %s: drills of method %s are %v yet; only backups Steward takes (pg_dump, mysqldump, sqlite) can be drilled", r.b.Name, r.b.Method, ErrUnsupported)
+		return r.repositorySteps(ctx)
+	case "pgbackrest", "command":
+		if r.mode != "drill" {
+			return notRunf("backup %s: real restores of method %s are %v; restore it with its own tool, or drill it", r.b.Name, r.b.Method, ErrUnsupported)
+		}
+		if r.b.Method == "pgbackrest" {
+			return r.pgbackrestSteps(ctx)
+		}
+		return r.commandSteps(ctx)
 	}
+	return notRunf("backup %s: drills of method %s are %v", r.b.Name, r.b.Method, ErrUnsupported)
+}
 
+// repositorySteps drills a backup Steward took: its manifest and objects
+// are in the repository.
+func (r *runner) repositorySteps(ctx context.Context) (err error) {
 	// Pick the backup.
 	var repo *backup.Repository
 	var m backup.Manifest
@@ -242,15 +256,11 @@ func (r *runner) steps(ctx context.Context) (err error) {
 		return err
 	}
 	defer repo.Close()
-	r.useManifest(repo, m)
+	r.useManifest(repo.URL(), m)
 
-	// Fetch into a work directory that goes away with the drill.
-	if err := os.MkdirAll(r.deps.workDir(), 0o700); err != nil {
-		return notRunf("work directory: %v", err)
-	}
-	work, err := os.MkdirTemp(r.deps.workDir(), "steward-fetch-")
+	work, err := r.workDir()
 	if err != nil {
-		return notRunf("work directory: %v", err)
+		return err
 	}
 	defer os.RemoveAll(work)
 
@@ -289,17 +299,44 @@ func (r *runner) steps(ctx context.Context) (err error) {
 	// the dump lists them relative to its directory.
 	dump := m.Dump
 	if len(files) > 0 {
-		dump.Files = make([]string, len(files))
-		for i, f := range files {
-			rel, err := filepath.Rel(work, f)
-			if err != nil {
-				return notRunf("fetched file %s: %v", f, err)
-			}
-			dump.Files[i] = filepath.ToSlash(rel)
+		if dump.Files, err = relFiles(work, files); err != nil {
+			return err
 		}
 	}
+	return r.restoreAndVerify(ctx, &dump, work, url, m)
+}
+
+// workDir makes the directory a drill fetches into; the caller removes it.
+func (r *runner) workDir() (string, error) {
+	if err := os.MkdirAll(r.deps.workDir(), 0o700); err != nil {
+		return "", notRunf("work directory: %v", err)
+	}
+	work, err := os.MkdirTemp(r.deps.workDir(), "steward-fetch-")
+	if err != nil {
+		return "", notRunf("work directory: %v", err)
+	}
+	return work, nil
+}
+
+// relFiles turns fetched paths into paths relative to the work directory,
+// as a dump lists them.
+func relFiles(work string, files []string) ([]string, error) {
+	rel := make([]string, len(files))
+	for i, f := range files {
+		p, err := filepath.Rel(work, f)
+		if err != nil {
+			return nil, notRunf("fetched file %s: %v", f, err)
+		}
+		rel[i] = filepath.ToSlash(p)
+	}
+	return rel, nil
+}
+
+// restoreAndVerify restores the fetched dump with the engine into url,
+// then verifies and measures.
+func (r *runner) restoreAndVerify(ctx context.Context, dump *dbx.Dump, work, url string, m backup.Manifest) error {
 	if err := r.phaseGroup(ctx, PhaseRestore, func(ctx context.Context) ([]dbx.Phase, error) {
-		rr, err := r.engine.Restore(ctx, &dump, work, url, dbx.RestoreOptions{Jobs: max(1, r.b.Jobs)})
+		rr, err := r.engine.Restore(ctx, dump, work, url, dbx.RestoreOptions{Jobs: max(1, r.b.Jobs)})
 		if rr == nil {
 			return nil, err
 		}
@@ -318,7 +355,13 @@ func (r *runner) steps(ctx context.Context) (err error) {
 		}
 		return failf("restore: %v", err)
 	}
+	return r.verifyAndMeasure(ctx, url, m)
+}
 
+// verifyAndMeasure verifies the restored copy at url, measures RTO (drill
+// start to verification passed) and RPO, and compares them with the
+// objectives.
+func (r *runner) verifyAndMeasure(ctx context.Context, url string, m backup.Manifest) error {
 	var verifyErr error
 	if err := r.phase(ctx, PhaseVerify, func(ctx context.Context) (int64, error) {
 		verifyErr = r.verify(ctx, url, m)
@@ -329,7 +372,6 @@ func (r *runner) steps(ctx context.Context) (err error) {
 	if verifyErr != nil {
 		return verifyErr
 	}
-	// RTO: drill start to verification passed.
 	r.rep.RTOSeconds = secondsPtr(r.deps.now().Sub(r.start))
 	if err := r.measureRPO(ctx, url, m); err != nil {
 		return err
@@ -340,10 +382,12 @@ func (r *runner) steps(ctx context.Context) (err error) {
 	return r.objectivesMet()
 }
 
-func (r *runner) useManifest(repo *backup.Repository, m backup.Manifest) {
+// useManifest records the picked backup; where is the repository, stanza
+// or command it came from.
+func (r *runner) useManifest(where string, m backup.Manifest) {
 	t := m.Time()
 	r.rep.BackupID, r.rep.BackupRef, r.rep.BackupTime, r.rep.BackupBytes = m.ID, m.Ref(), &t, m.Size
-	r.rep.Repository, r.rep.Encrypted = repo.URL(), m.Encrypted
+	r.rep.Repository, r.rep.Encrypted = where, m.Encrypted
 	r.row.BackupID = m.ID
 	r.rep.BackupCmds = append([]string{}, m.Dump.Commands...)
 	if len(r.rep.BackupCmds) == 0 {
@@ -389,18 +433,20 @@ func (r *runner) pick(ctx context.Context, repo *backup.Repository) (backup.Mani
 	if r.d.Pick != "random" {
 		return repo.Latest(ctx, r.svc.Name, r.b.Name)
 	}
-	within := 7 * 24 * time.Hour
-	if r.d.Within != "" {
-		w, err := config.ParseDuration(r.d.Within)
-		if err != nil {
-			return backup.Manifest{}, notRunf("within: %v", err)
-		}
-		within = w
+	within, err := r.within()
+	if err != nil {
+		return backup.Manifest{}, err
 	}
 	all, err := repo.List(ctx, r.svc.Name, r.b.Name)
 	if err != nil {
 		return backup.Manifest{}, err
 	}
+	return r.pickRandom(all, within)
+}
+
+// pickRandom chooses one of the backups taken within the window before the
+// drill started.
+func (r *runner) pickRandom(all []backup.Manifest, within time.Duration) (backup.Manifest, error) {
 	var cands []backup.Manifest
 	for _, m := range all {
 		if r.start.Sub(m.Time()) <= within {
@@ -411,6 +457,73 @@ func (r *runner) pick(ctx context.Context, repo *backup.Repository) (backup.Mani
 		return backup.Manifest{}, fmt.Errorf("%w of %s/%s within %s (%d older ones)", backup.ErrNoBackup, r.svc.Name, r.b.Name, r.d.Within, len(all))
 	}
 	return cands[mrand.IntN(len(cands))], nil
+}
+
+// within is how far back a random pick may go.
+func (r *runner) within() (time.Duration, error) {
+	if r.d.Within == "" {
+		return 7 * 24 * time.Hour, nil
+	}
+	w, err := config.ParseDuration(r.d.Within)
+	if err != nil {
+		return 0, notRunf("within: %v", err)
+	}
+	return w, nil
+}
+
+// pickListed chooses from the backups a tool lists (pgBackRest, a list
+// command), oldest first: a given id, the latest, or a random one within
+// the drill's window. what names the list in errors.
+func (r *runner) pickListed(all []backup.Manifest, what string) (backup.Manifest, error) {
+	for i := range all {
+		all[i].Service = r.svc.Name
+		if all[i].Engine == "" {
+			all[i].Engine = r.db.Engine
+		}
+	}
+	if r.backupID != "" {
+		id := r.backupID
+		if strings.Contains(id, "/") {
+			rest, ok := strings.CutPrefix(id, r.svc.Name+"/"+r.b.Name+"/")
+			if !ok {
+				return backup.Manifest{}, fmt.Errorf("%w %s of %s/%s (it names another backup)", backup.ErrNoBackup, r.backupID, r.svc.Name, r.b.Name)
+			}
+			id = rest
+		}
+		for _, m := range all {
+			if m.ID == id {
+				return m, nil
+			}
+		}
+		return backup.Manifest{}, fmt.Errorf("%w %s in %s/%s: %s lists %s", backup.ErrNoBackup, id, r.svc.Name, r.b.Name, what, listedIDs(all))
+	}
+	if len(all) == 0 {
+		return backup.Manifest{}, fmt.Errorf("%w of %s/%s yet: %s lists none", backup.ErrNoBackup, r.svc.Name, r.b.Name, what)
+	}
+	if r.d.Pick != "random" {
+		return all[len(all)-1], nil
+	}
+	within, err := r.within()
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	return r.pickRandom(all, within)
+}
+
+// listedIDs names the listed backups for an error, newest first.
+func listedIDs(all []backup.Manifest) string {
+	if len(all) == 0 {
+		return "none"
+	}
+	var ids []string
+	for i := len(all) - 1; i >= 0 && len(ids) < 5; i-- {
+		ids = append(ids, all[i].ID)
+	}
+	s := strings.Join(ids, ", ")
+	if len(all) > len(ids) {
+		s += fmt.Sprintf(" and %d older", len(all)-len(ids))
+	}
+	return s
 }
 
 // fetchFailure words a fetch error by what went wrong.
@@ -511,7 +624,8 @@ func (r *runner) progressf(format string, args ...any) {
 	}
 }
 
-// verify checks the restored copy: row counts, SQL assertions, amcheck.
+// verify checks the restored copy: row counts, SQL assertions, the
+// service's integrity checks, amcheck.
 func (r *runner) verify(ctx context.Context, url string, m backup.Manifest) error {
 	var failed []string
 	add := func(v Verification) {
@@ -529,6 +643,11 @@ func (r *runner) verify(ctx context.Context, url string, m backup.Manifest) erro
 	for _, v := range asserts {
 		add(v)
 	}
+	// The service's integrity checks, against the restored copy; only a
+	// fail-severity check fails the drill.
+	checks, checkFailures := r.verifyChecks(ctx, url)
+	r.rep.Verifications = append(r.rep.Verifications, checks...)
+	failed = append(failed, checkFailures...)
 	if r.d.Amcheck {
 		ac, ok := r.engine.(amchecker)
 		switch {
@@ -591,6 +710,9 @@ func (r *runner) verifyRowCounts(ctx context.Context, url string, m backup.Manif
 	}
 	mode := r.d.RowCounts
 	switch {
+	case r.b.Method == "pgbackrest" || r.b.Method == "command":
+		// These tools record no row counts to compare with.
+		return Verification{Name: "row counts", Status: "skipped", Detail: "not available for " + r.b.Method + " backups"}
 	case mode == "off":
 		return Verification{Name: "row counts", Status: "skipped", Detail: "row_counts: off"}
 	case len(want) == 0:

@@ -87,10 +87,14 @@ type Phase struct {
 // Verification is one check of the restored data.
 type Verification struct {
 	Name   string `json:"name"`
-	Status string `json:"status"` // passed, failed, error, skipped
+	Status string `json:"status"` // passed, failed, error, skipped; warning for a warn-severity integrity check
 	Detail string `json:"detail"`
 	SQL    string `json:"sql,omitempty"`
 	Expect string `json:"expect,omitempty"`
+	// Check (SERVICE/CHECK) and Severity are set for the service's
+	// integrity checks run against the restored copy.
+	Check    string `json:"check,omitempty"`
+	Severity string `json:"severity,omitempty"`
 }
 
 func newPhase(name string, d time.Duration, bytes int64) Phase {

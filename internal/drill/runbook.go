@@ -64,34 +64,16 @@ func Runbook(svc *config.Service, d *config.Drill, last *Report, m *backup.Manif
 	p("| RPO | %s | %s | from %s (newest data %s) |\n", fmtOpt(last.Objectives.RPOSeconds), fmtOpt(last.RPOSeconds), rpoSourceText(last.RPOSource), cell(last.Freshness))
 
 	p("\n## 1. Pick the backup\n\n")
-	p("Backup `%s` of database `%s` (%s, method %s) is kept in `%s`, one folder per backup:\n", b.Name, last.Database, last.Engine, b.Method, last.Repository)
-	p("`%s/%s/<ID>/`, with a `manifest.json` written last (a folder without one is incomplete: skip it).\n", svc.Name, b.Name)
-	p("Take the newest by the manifest's `snapshot_time` — not by file time. The drill restored `%s`", last.BackupRef)
-	if last.BackupTime != nil {
-		p(" (snapshot %s)", last.BackupTime.UTC().Format(time.RFC3339))
-	}
-	p(", %s.\n\n", humanBytes(last.BackupBytes))
-
-	p("## 2. Download and check it\n\n")
-	p("Copy the backup's folder to a work directory with room for %s, then check every object against the manifest:\n\n", humanBytes(last.BackupBytes))
-	p("```sh\n")
-	if strings.HasPrefix(last.Repository, "file://") {
-		p("cp -r %s/%s/%s/%s/ ./restore && cd ./restore\n", strings.TrimSuffix(strings.TrimPrefix(last.Repository, "file://"), "/"), svc.Name, b.Name, idOr(last.BackupID))
-	} else {
-		p("# download %s/%s/%s/%s/ with your cloud CLI into ./restore, then:\ncd ./restore\n", strings.TrimSuffix(last.Repository, "/"), svc.Name, b.Name, idOr(last.BackupID))
-	}
-	if m != nil && len(m.Objects) > 0 {
-		p("sha256sum -c <<'EOF'\n")
-		for _, o := range m.Objects {
-			p("%s  %s\n", o.SHA256, o.Name)
-		}
-		p("EOF\n")
-	} else {
-		p("jq -r '.objects[] | \"\\(.sha256)  \\(.name)\"' manifest.json | sha256sum -c\n")
-	}
-	p("```\n\nA mismatch means the copy is corrupted or truncated: take the previous backup.\n\n")
-
 	step := 3
+	switch b.Method {
+	case "pgbackrest":
+		pickPgBackRest(p, b, last)
+		step = 2
+	case "command":
+		pickCommand(p, b, last)
+	default:
+		pickRepository(p, svc, b, last, m)
+	}
 	if last.Encrypted {
 		p("## %d. Decrypt\n\n", step)
 		p("The objects are encrypted with age. Get the identity from `%s` (where Steward reads it), then:\n\n", identityRef(b))
@@ -100,7 +82,11 @@ func Runbook(svc *config.Service, d *config.Drill, last *Report, m *backup.Manif
 	}
 
 	p("## %d. Restore\n\n", step)
-	p("Restore into an **empty** database (create it first). The drill ran exactly these commands (the target was %s):\n\n", cell(last.Scratch))
+	if b.Method == "pgbackrest" {
+		p("Restore into an **empty** data directory owned by the PostgreSQL OS user, then start PostgreSQL on it: recovery replays the archived WAL and then promotes; wait until `SELECT pg_is_in_recovery()` is false. The drill ran exactly these commands (%s):\n\n", cell(last.Scratch))
+	} else {
+		p("Restore into an **empty** database (create it first). The drill ran exactly these commands (the target was %s):\n\n", cell(last.Scratch))
+	}
 	p("```sh\n")
 	for _, c := range last.Commands {
 		p("%s\n", c)
@@ -127,6 +113,8 @@ func Runbook(svc *config.Service, d *config.Drill, last *Report, m *backup.Manif
 	p("| check | query | expected | last drill |\n| --- | --- | --- | --- |\n")
 	for _, v := range last.Verifications {
 		switch {
+		case v.Check != "":
+			p("| %s (integrity check %s, severity %s) | `%s` | no violations | %s |\n", cell(v.Name), cell(v.Check), cell(v.Severity), cell(v.SQL), cell(v.Detail))
 		case v.SQL != "":
 			p("| %s | `%s` | `%s` | %s |\n", cell(v.Name), cell(v.SQL), cell(strings.TrimSpace(v.Expect)), cell(v.Detail))
 		case v.Name == "row counts":
@@ -156,6 +144,65 @@ func Runbook(svc *config.Service, d *config.Drill, last *Report, m *backup.Manif
 		p("```\n")
 	}
 	return w.String(), nil
+}
+
+// pickRepository is how to pick and download a backup Steward took.
+func pickRepository(p func(string, ...any), svc *config.Service, b *config.Backup, last *Report, m *backup.Manifest) {
+	p("Backup `%s` of database `%s` (%s, method %s) is kept in `%s`, one folder per backup:\n", b.Name, last.Database, last.Engine, b.Method, last.Repository)
+	p("`%s/%s/<ID>/`, with a `manifest.json` written last (a folder without one is incomplete: skip it).\n", svc.Name, b.Name)
+	p("Take the newest by the manifest's `snapshot_time` — not by file time. The drill restored `%s`", last.BackupRef)
+	if last.BackupTime != nil {
+		p(" (snapshot %s)", last.BackupTime.UTC().Format(time.RFC3339))
+	}
+	p(", %s.\n\n", humanBytes(last.BackupBytes))
+
+	p("## 2. Download and check it\n\n")
+	p("Copy the backup's folder to a work directory with room for %s, then check every object against the manifest:\n\n", humanBytes(last.BackupBytes))
+	p("```sh\n")
+	if strings.HasPrefix(last.Repository, "file://") {
+		p("cp -r %s/%s/%s/%s/ ./restore && cd ./restore\n", strings.TrimSuffix(strings.TrimPrefix(last.Repository, "file://"), "/"), svc.Name, b.Name, idOr(last.BackupID))
+	} else {
+		p("# download %s/%s/%s/%s/ with your cloud CLI into ./restore, then:\ncd ./restore\n", strings.TrimSuffix(last.Repository, "/"), svc.Name, b.Name, idOr(last.BackupID))
+	}
+	if m != nil && len(m.Objects) > 0 {
+		p("sha256sum -c <<'EOF'\n")
+		for _, o := range m.Objects {
+			p("%s  %s\n", o.SHA256, o.Name)
+		}
+		p("EOF\n")
+	} else {
+		p("jq -r '.objects[] | \"\\(.sha256)  \\(.name)\"' manifest.json | sha256sum -c\n")
+	}
+	p("```\n\nA mismatch means the copy is corrupted or truncated: take the previous backup.\n\n")
+}
+
+// pickPgBackRest is how to pick a backup of a pgBackRest stanza.
+func pickPgBackRest(p func(string, ...any), b *config.Backup, last *Report) {
+	base := "pgbackrest --stanza=" + shellQuote(b.Stanza)
+	if b.PgbackrestConfig != "" {
+		base += " --config=" + shellQuote(b.PgbackrestConfig)
+	}
+	p("Backup `%s` of database `%s` (%s, method pgbackrest) is kept by pgBackRest in stanza `%s`. List its backups and take the newest label\n", b.Name, last.Database, last.Engine, b.Stanza)
+	p("(or the one before the damage), as the user that runs pgBackRest:\n\n```sh\n%s info\n```\n\n", base)
+	p("The drill restored `%s`", idOr(last.BackupID))
+	if last.BackupTime != nil {
+		p(" (backup stopped %s)", last.BackupTime.UTC().Format(time.RFC3339))
+	}
+	p(", %s in the repository. pgBackRest checks every file against its manifest while it restores.\n\n", humanBytes(last.BackupBytes))
+}
+
+// pickCommand is how to pick and fetch a backup with the backup's own
+// list and fetch commands.
+func pickCommand(p func(string, ...any), b *config.Backup, last *Report) {
+	p("Backup `%s` of database `%s` (%s, method command) is listed and fetched by your own commands. List the backups (one JSON line each) and take the newest `id`:\n\n", b.Name, last.Database, last.Engine)
+	p("```sh\n%s\n```\n\n", b.List)
+	p("The drill restored `%s`", idOr(last.BackupID))
+	if last.BackupTime != nil {
+		p(" (taken %s)", last.BackupTime.UTC().Format(time.RFC3339))
+	}
+	p(", %s.\n\n", humanBytes(last.BackupBytes))
+	p("## 2. Fetch it\n\n")
+	p("```sh\nmkdir ./restore\nSTEWARD_BACKUP_ID=%s STEWARD_FETCH_DIR=\"$PWD/restore\" sh -c %s\n```\n\n", shellQuote(idOr(last.BackupID)), shellQuote(b.Fetch))
 }
 
 func cell(s string) string {

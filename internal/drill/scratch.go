@@ -110,7 +110,11 @@ func (r *runner) provision(ctx context.Context) (string, func() error, error) {
 			}
 			return 0, nil
 		}
-		s, err := r.engine.Scratch(ctx, opts)
+		create := r.engine.Scratch
+		if r.scratch != nil {
+			create = r.scratch
+		}
+		s, err := create(ctx, opts)
 		if err != nil {
 			return 0, err
 		}

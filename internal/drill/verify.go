@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"github.com/expr-lang/expr"
 
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/integrity"
 )
 
 // expectation turns a verify expect into a full expression over value: a
@@ -136,4 +138,53 @@ func parseFreshness(v string) (time.Time, error) {
 		return time.Unix(n, 0).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("freshness value %q is not a time (want a timestamp or Unix seconds)", v)
+}
+
+// CheckPrefix starts the name of the verification of an integrity check.
+const CheckPrefix = "check "
+
+// verifyChecks runs the service's integrity checks on the drilled database
+// against the restored copy at url, one verification per check. It
+// returns the verifications and the failures that fail the drill: a check
+// that found violations or could not run, when its severity is fail. A
+// warn check with violations is reported as "warning" and does not fail
+// the drill. Nothing is recorded in the checks' history.
+func (r *runner) verifyChecks(ctx context.Context, url string) ([]Verification, []string) {
+	has := false
+	for _, c := range r.svc.Checks {
+		has = has || c.Database == r.b.Database
+	}
+	if !has {
+		return nil, nil
+	}
+	results, err := integrity.RunAgainst(ctx, integrity.Deps{Logger: r.log, Now: r.deps.Now}, r.svc, r.b.Database, url)
+	if err != nil {
+		v := Verification{Name: "integrity checks", Status: "error", Detail: err.Error()}
+		return []Verification{v}, []string{v.Name + ": " + v.Detail}
+	}
+	var out []Verification
+	var failed []string
+	for _, res := range results {
+		v := Verification{Name: CheckPrefix + res.Check, Check: res.Service + "/" + res.Check, Severity: res.Severity, SQL: res.Query}
+		v.Detail = fmt.Sprintf("%d violations", res.Violations)
+		if res.Detail != "" {
+			v.Detail += ": " + res.Detail
+		}
+		switch res.Status {
+		case integrity.StatusPass:
+			v.Status = "passed"
+		case integrity.StatusWarn:
+			v.Status = "warning"
+			v.Detail += " (severity warn: does not fail the drill)"
+		case integrity.StatusFail:
+			v.Status = "failed"
+		default:
+			v.Status, v.Detail = "error", "could not run: "+res.Error
+		}
+		if res.Severity != integrity.StatusWarn && (v.Status == "failed" || v.Status == "error") {
+			failed = append(failed, v.Name+": "+v.Detail)
+		}
+		out = append(out, v)
+	}
+	return out, failed
 }

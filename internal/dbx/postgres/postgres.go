@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,10 @@ type Engine struct {
 	// RunAs is the OS user that runs initdb and the ephemeral server when
 	// Steward runs as root (PostgreSQL refuses root). Default "postgres".
 	RunAs string
+
+	// serverLogs maps the host:port of each running ephemeral server to its
+	// log file, so that a restore that loses its server can say why.
+	serverLogs sync.Map
 }
 
 var _ dbx.Engine = (*Engine)(nil)
@@ -453,7 +458,7 @@ func (e *Engine) Restore(ctx context.Context, d *dbx.Dump, dir, rawURL string, o
 		rep.Commands = append(rep.Commands, cmd.String())
 		start := time.Now()
 		if _, err := cmd.Run(ctx); err != nil {
-			return rep, fmt.Errorf("restore into %s: %s: %w", t.display, ph.name, err)
+			return rep, fmt.Errorf("restore into %s: %s: %w%s", t.display, ph.name, err, e.serverProblems(t))
 		}
 		rep.Phases = append(rep.Phases, dbx.Phase{Name: ph.name, Duration: time.Since(start), Bytes: ph.bytes})
 		if ph.bytes > 0 && opts.Progress != nil {

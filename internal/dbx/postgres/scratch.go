@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,7 +189,9 @@ func (e *Engine) ephemeral(ctx context.Context, opts dbx.ScratchOptions) (_ *dbx
 			return nil, fmt.Errorf("ephemeral postgres: %w", err)
 		}
 	}
-	initdb := &tool.Cmd{Path: cl.initdb, Cred: cl.cred, Args: []string{"--pgdata=" + data, "--username=steward",
+	// initdb narrates its progress on stdout; its errors (a full disk, say)
+	// are on stderr, and only they belong in the error.
+	initdb := &tool.Cmd{Path: cl.initdb, Cred: cl.cred, Stdout: io.Discard, Args: []string{"--pgdata=" + data, "--username=steward",
 		"--auth=scram-sha-256", "--pwfile=" + pwFile, "--encoding=UTF8", "--locale=C", "--no-sync"}}
 	_, err = initdb.Run(ctx)
 	_ = os.Remove(pwFile)
@@ -227,13 +230,44 @@ func (e *Engine) ephemeral(ctx context.Context, opts dbx.ScratchOptions) (_ *dbx
 	u := *admin.u
 	u.Path = "/" + opts.Label
 	desc := fmt.Sprintf("ephemeral PostgreSQL %s cluster in %s on 127.0.0.1:%d, database %s", version, dir, port, opts.Label)
+	e.serverLogs.Store(u.Host, filepath.Join(dir, "server.log"))
 	return dbx.NewScratch(u.String(), opts.Label, desc, func(ctx context.Context) error {
+		e.serverLogs.Delete(u.Host)
 		err := cl.stop(ctx, data)
 		if rmErr := os.RemoveAll(dir); rmErr != nil {
 			err = errors.Join(err, fmt.Errorf("remove ephemeral postgres %s: %w", dir, rmErr))
 		}
 		return err
 	}), nil
+}
+
+// serverProblems returns, for an ephemeral server Steward runs at t, the
+// PANIC and FATAL lines of its log (at most the last few), formatted to
+// append to an error: when the server dies under a client (a full disk
+// makes it PANIC), the client only sees a closed connection, and the
+// reason is in the log, which teardown removes.
+func (e *Engine) serverProblems(t target) string {
+	v, ok := e.serverLogs.Load(t.u.Host)
+	if !ok {
+		return ""
+	}
+	data, err := os.ReadFile(v.(string))
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, "PANIC:") || strings.Contains(line, "FATAL:") && !strings.Contains(line, "the database system is") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return "; the scratch server's log says: " + strings.Join(lines, " | ")
 }
 
 func (cl cluster) start(ctx context.Context, dir, data string, port int) error {

@@ -1,0 +1,391 @@
+package drill_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stewardhq/steward/internal/config"
+	dbxall "github.com/stewardhq/steward/internal/dbx/all"
+	"github.com/stewardhq/steward/internal/drill"
+	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/testenv"
+)
+
+// stanza is a throwaway PostgreSQL cluster archiving into a real
+// pgBackRest stanza "demo" in a temporary directory (as in
+// internal/backup's tests). initdb refuses root, so under root the cluster
+// belongs to the postgres OS user.
+type stanza struct {
+	dir, conf, bin string
+	port           int
+	asUser         []string // prefix running a command as the cluster's owner
+}
+
+func (s *stanza) run(t *testing.T, argv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	full := append(append([]string{}, s.asUser...), argv...)
+	out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
+func (s *stanza) psql(t *testing.T, db, sql string) string {
+	t.Helper()
+	return strings.TrimSpace(s.run(t, filepath.Join(s.bin, "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+		"-h", filepath.Join(s.dir, "sock"), "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", sql))
+}
+
+// url is the source database's URL, through the cluster's socket.
+func (s *stanza) url(db string) string {
+	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db,
+		RawQuery: url.Values{"host": {filepath.Join(s.dir, "sock")}, "port": {strconv.Itoa(s.port)}}.Encode()}
+	return u.String()
+}
+
+func startStanza(t *testing.T) *stanza {
+	t.Helper()
+	if _, err := exec.LookPath("pgbackrest"); err != nil {
+		testenv.Skip(t, "pgbackrest is not installed (Debian package pgbackrest)")
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(matches) == 0 {
+		testenv.Skip(t, "PostgreSQL server binaries (initdb) are not installed")
+	}
+	s := &stanza{bin: filepath.Dir(matches[len(matches)-1])}
+	dir, err := os.MkdirTemp("", "steward-pgbackrest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dir = dir
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			testenv.Skip(t, "running as root and there is no postgres OS user to own the cluster")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		s.asUser = []string{"runuser", "-u", "postgres", "--"}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	for _, d := range []string{"sock", "repo", "log", "lock", "spool"} {
+		s.run(t, "mkdir", "-p", filepath.Join(dir, d))
+	}
+	s.conf = filepath.Join(dir, "pgbackrest.conf")
+	conf := fmt.Sprintf(`[global]
+repo1-path=%[1]s/repo
+log-path=%[1]s/log
+lock-path=%[1]s/lock
+spool-path=%[1]s/spool
+start-fast=y
+compress-type=lz4
+
+[demo]
+pg1-path=%[1]s/pgdata
+pg1-port=%[2]d
+pg1-socket-path=%[1]s/sock
+`, dir, s.port)
+	s.run(t, "sh", "-c", "cat > "+s.conf+" <<'EOF'\n"+conf+"EOF")
+	s.run(t, filepath.Join(s.bin, "initdb"), "-D", filepath.Join(dir, "pgdata"), "-U", "postgres", "-A", "trust", "--no-sync")
+	archive := fmt.Sprintf("pgbackrest --config=%s --stanza=demo archive-push %%p", s.conf)
+	s.run(t, filepath.Join(s.bin, "pg_ctl"), "-D", filepath.Join(dir, "pgdata"), "-l", filepath.Join(dir, "log", "pg.log"), "-w",
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off -c archive_mode=on -c wal_level=replica -c archive_command='%s'", s.port, filepath.Join(dir, "sock"), archive), "start")
+	t.Cleanup(func() {
+		full := append(append([]string{}, s.asUser...), filepath.Join(s.bin, "pg_ctl"), "-D", filepath.Join(dir, "pgdata"), "-m", "immediate", "stop")
+		_ = exec.Command(full[0], full[1:]...).Run()
+		os.RemoveAll(dir)
+	})
+	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "stanza-create")
+	return s
+}
+
+const pgbrYAML = `services:
+  - name: shop
+    objectives: {rto: 10m, rpo: 24h}
+    databases:
+      - {name: main, engine: postgres, url: "SRC"}
+    backups:
+      - {name: pitr, database: main, method: pgbackrest, stanza: demo, pgbackrest_config: CONF}
+    drills:
+      - name: weekly
+        backup: pitr
+        freshness: SELECT max(updated_at) FROM orders
+        amcheck: true
+        verify:
+          - {name: orders, sql: "SELECT count(*) FROM orders", expect: "== 1500"}
+      - name: strict
+        backup: pitr
+        verify:
+          - {name: every order refunded, sql: "SELECT count(*) FROM orders WHERE status = 'refunded'", expect: "> 0"}
+      - name: slow
+        backup: pitr
+        verify:
+          - {name: slow, sql: "SELECT count(*) FROM (SELECT pg_sleep(120)) s", expect: "== 1"}
+`
+
+// TestPgBackRestDrills drills a real stanza: a full backup of 1000 orders,
+// then 500 newer orders in archived WAL only, which recovery replays.
+func TestPgBackRestDrills(t *testing.T) {
+	t.Parallel()
+	s := startStanza(t)
+	s.psql(t, "postgres", "CREATE DATABASE shop")
+	s.psql(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL); "+
+		"INSERT INTO orders SELECT g, 'paid', now() - interval '3 hours' FROM generate_series(1, 1000) g")
+	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "--type=full", "backup")
+	newest := time.Now().Add(-time.Hour).Truncate(time.Second)
+	s.psql(t, "shop", fmt.Sprintf("INSERT INTO orders SELECT g, 'paid', '%s' FROM generate_series(1001, 1500) g", newest.UTC().Format(time.RFC3339)))
+	// check switches to a new WAL segment and waits until it is archived.
+	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "check")
+	yaml := strings.NewReplacer("SRC", s.url("shop"), "CONF", s.conf).Replace(pgbrYAML)
+
+	t.Run("passes with RPO from the restored data", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		rep, err := b.run("shop", "weekly", drill.RunOptions{})
+		if err != nil {
+			t.Fatalf("drill: %v (%+v)", err, rep)
+		}
+		if rep.Status != drill.StatusPassed || !strings.HasSuffix(rep.BackupID, "F") || rep.Engine != "postgres" || rep.BackupRef != "shop/pitr/"+rep.BackupID {
+			t.Fatalf("report %+v", rep)
+		}
+		// The newest order is in WAL archived after the backup: the RPO is
+		// measured from what recovery restored, not the backup's stop time.
+		if rep.RPOSource != drill.RPORestoredData || rep.RPOSeconds == nil || abs(*rep.RPOSeconds-rep.StartedAt.Sub(newest).Seconds()) > 2 {
+			t.Fatalf("rpo %v from %s (newest %s), want %.0fs", ptr(rep.RPOSeconds), rep.RPOSource, rep.Freshness, rep.StartedAt.Sub(newest).Seconds())
+		}
+		status := map[string]drill.Verification{}
+		for _, v := range rep.Verifications {
+			status[v.Name] = v
+		}
+		if v := status["row counts"]; v.Status != "skipped" || v.Detail != "not available for pgbackrest backups" {
+			t.Errorf("row counts %+v", v)
+		}
+		for _, n := range []string{"orders", "amcheck", "RTO objective", "RPO objective"} {
+			if status[n].Status != "passed" {
+				t.Errorf("verification %q = %+v", n, status[n])
+			}
+		}
+		for _, p := range []string{drill.PhasePick, drill.PhaseProvision, drill.PhaseRestoreData, drill.PhaseRecovery, drill.PhaseVerify, drill.PhaseTeardown} {
+			if !hasPhase(rep, p) {
+				t.Errorf("no phase %q in %+v", p, rep.Phases)
+			}
+		}
+		for _, p := range rep.Phases {
+			if p.Name == drill.PhaseRestoreData && (p.Bytes <= 0 || p.Bytes != rep.BackupBytes) {
+				t.Errorf("restore data phase %+v, want the backup's %d bytes", p, rep.BackupBytes)
+			}
+		}
+		cmds := strings.Join(rep.Commands, "\n")
+		if !strings.Contains(cmds, "pgbackrest --stanza=demo") || !strings.Contains(cmds, "--set="+rep.BackupID) || !strings.Contains(cmds, "pg_ctl") {
+			t.Errorf("commands %q", rep.Commands)
+		}
+		if !strings.HasPrefix(rep.ToolVersions["restore"], "pgBackRest 2.") || !strings.HasPrefix(rep.ToolVersions["scratch_server"], "15") {
+			t.Errorf("tool versions %v", rep.ToolVersions)
+		}
+		b.checkNoScratch()
+		checkNoScratchDir(t, b, rep.ScratchLabel)
+		// The runbook tells how to restore from the stanza.
+		runs, err := drill.History(b.ctx, b.store, "shop", "weekly", 10)
+		if err != nil || drill.LastPassed(runs) == nil {
+			t.Fatalf("history %+v, %v", runs, err)
+		}
+		svc := b.service("shop")
+		md, err := drill.Runbook(svc, svc.Drill("weekly"), drill.LastPassed(runs).Report, nil)
+		if err != nil || !strings.Contains(md, "pgbackrest --stanza=demo --config="+s.conf+" info") || strings.Contains(md, "sha256sum") {
+			t.Fatalf("runbook: %v\n%s", err, md)
+		}
+	})
+
+	t.Run("failing assertion", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		rep, err := b.run("shop", "strict", drill.RunOptions{})
+		b.checkFailed(rep, err, drill.StatusFailed, "every order refunded: value 0 does not satisfy > 0")
+		checkNoScratchDir(t, b, rep.ScratchLabel)
+	})
+
+	t.Run("missing backup id", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		rep, err := b.run("shop", "weekly", drill.RunOptions{BackupID: "20200101-000000F"})
+		b.checkFailed(rep, err, drill.StatusFailed, "no backup to restore: no backup 20200101-000000F in shop/pitr")
+	})
+
+	t.Run("killed drill is cleaned at the next start", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		killedDrill(t, b, yaml)
+	})
+}
+
+// checkNoScratchDir asserts no scratch directory of label is left where a
+// scratch data directory may go.
+func checkNoScratchDir(t *testing.T, b *bundle, label string) {
+	t.Helper()
+	if label == "" {
+		t.Fatal("the drill recorded no scratch label")
+	}
+	if dir := findScratchDir(b, label); dir != "" {
+		t.Fatalf("scratch directory %s left", dir)
+	}
+}
+
+func findScratchDir(b *bundle, label string) string {
+	for _, base := range []string{filepath.Join(b.dir, "work"), filepath.Join(os.TempDir(), "steward-scratch")} {
+		entries, _ := os.ReadDir(base)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), label+"-") {
+				return filepath.Join(base, e.Name())
+			}
+		}
+	}
+	return ""
+}
+
+// killedDrill runs drill shop/slow in a child process (this test binary),
+// kills it with SIGKILL while it verifies — the restored server running in
+// its scratch data directory — and checks that CleanLeftovers stops that
+// server, removes the directory and marks the run interrupted.
+func killedDrill(t *testing.T, b *bundle, yaml string) {
+	t.Helper()
+	cfgFile := filepath.Join(b.dir, "child.yaml")
+	if err := os.WriteFile(cfgFile, []byte("steward:\n  allow_inline_secrets: true\n"+yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDrillChildProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "STEWARD_DRILL_CHILD="+b.dir, "STEWARD_DRILL_CHILD_CONFIG="+cfgFile)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			t.Log("child: " + sc.Text())
+			if strings.Contains(sc.Text(), "shop/slow: verify …") {
+				killed <- cmd.Process.Kill()
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case err := <-killed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the child drill did not reach verify")
+	}
+	_ = cmd.Wait()
+
+	runs, err := b.store.ListDrillRuns(b.ctx, store.DrillRunFilter{States: []string{store.DrillRunning}, Limit: 10})
+	if err != nil || len(runs) != 1 || runs[0].ScratchLabel == "" {
+		t.Fatalf("running drill runs after the kill: %+v, %v", runs, err)
+	}
+	label := runs[0].ScratchLabel
+	dir := findScratchDir(b, label)
+	if dir == "" {
+		t.Fatalf("no scratch directory of %s", label)
+	}
+	pidData, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("the restored server is not running in %s: %v", dir, err)
+	}
+	pidLine, _, _ := strings.Cut(string(pidData), "\n")
+	pid, _ := strconv.Atoi(pidLine)
+	if pid <= 1 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("postmaster %q is not alive", pidLine)
+	}
+
+	// The next start, after the drill's timeout: the server is stopped, the
+	// directory removed and the run marked interrupted.
+	deps := b.deps()
+	deps.Now = func() time.Time { return time.Now().Add(3 * time.Hour) }
+	rep, err := drill.CleanLeftovers(b.ctx, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Removed) != 1 || rep.Removed[0] != label || len(rep.Interrupted) != 1 || rep.Interrupted[0] != runs[0].ID {
+		t.Fatalf("cleanup %+v", rep)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("scratch directory %s still there: %v", dir, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(b), ") Z ") {
+			break // a zombie of an exited server
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restored server %d still runs", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	row, _ := b.store.GetDrillRun(b.ctx, runs[0].ID)
+	if row.State != store.DrillError || row.Error != drill.Interrupted {
+		t.Fatalf("run %+v", row)
+	}
+	if live, _ := b.store.LiveScratch(b.ctx); len(live) != 0 {
+		t.Fatalf("live scratch %+v", live)
+	}
+}
+
+// TestDrillChildProcess is the drill process killedDrill kills; it runs
+// only as that child.
+func TestDrillChildProcess(t *testing.T) {
+	dir := os.Getenv("STEWARD_DRILL_CHILD")
+	if dir == "" {
+		return // runs only as the child process of a killed-drill test
+	}
+	ctx := context.Background()
+	cfgFile := os.Getenv("STEWARD_DRILL_CHILD_CONFIG")
+	raw, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(cfgFile, raw, config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "steward.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := cfg.Service("shop")
+	deps := drill.Deps{Store: st, Engines: dbxall.Registry(), WorkDir: filepath.Join(dir, "work"), Progress: os.Stdout,
+		Config: func() *config.Config { return cfg }}
+	_, err = drill.Run(ctx, deps, svc, svc.Drill("slow"), drill.RunOptions{Actor: "system:test"})
+	t.Fatalf("the drill ended instead of being killed: %v", err)
+}
