@@ -17,6 +17,7 @@ type Config struct {
 	Services []Service `yaml:"services" doc:"The services Steward watches over."`
 	Policies Policies  `yaml:"policies" doc:"Policies applied to actions. Only allowed in the main file."`
 	Notify   Notify    `yaml:"notify" doc:"Notification channels and routing. Only allowed in the main file."`
+	Kit      Kit       `yaml:"kit" doc:"The offline emergency kit's contents. Only allowed in the main file."`
 
 	// Path is the absolute path of the main config file.
 	Path string `yaml:"-"`
@@ -68,6 +69,7 @@ type Service struct {
 	Drills      []Drill           `yaml:"drills" doc:"Restore drills: scheduled rehearsals of restoring a backup."`
 	Checks      []Check           `yaml:"checks" doc:"Integrity checks of the service's operative data."`
 	Fixes       []Fix             `yaml:"fixes" doc:"Reviewed, parameterized data repairs, applied through the action pipeline."`
+	Access      []Access          `yaml:"access" doc:"Just-in-time access profiles for the service's databases."`
 }
 
 // Contacts lists who to call for a service.
@@ -96,6 +98,10 @@ type Database struct {
 	Engine     string `yaml:"engine" required:"true" enum:"postgres,mysql,sqlite" doc:"Database engine."`
 	URL        Secret `yaml:"url" required:"true" doc:"Connection URL, normally a secret reference. postgres: postgres:// URL; mysql: mysql:// URL or user@tcp(host:3306)/db DSN; sqlite: a path or sqlite:// URL."`
 	ReplicaURL Secret `yaml:"replica_url" doc:"Connection URL of a read replica, same forms as url."`
+	// AdminURL is what Steward uses to create and drop grant roles.
+	AdminURL       Secret   `yaml:"admin_url" doc:"Connection URL with the privileges to create and drop login roles for grants (CREATEROLE, or CREATE USER in MySQL); defaults to url."`
+	StandingAccess []string `yaml:"standing_access" doc:"Roles or users allowed to hold privileges permanently (the application, replication, monitoring); everything else found by the standing-privilege scan is a finding."`
+	ReassignTo     string   `yaml:"reassign_owned_to" doc:"PostgreSQL: role that receives objects a grant's role created, when the grant is revoked (default: the admin role)."`
 }
 
 // builtinRoles are the roles Steward defines itself.

@@ -161,6 +161,12 @@ func noun(t reflect.Type) string {
 		return "reconcile side"
 	case reflect.TypeFor[Fix]():
 		return "fix"
+	case reflect.TypeFor[Access]():
+		return "access profile"
+	case reflect.TypeFor[Kit]():
+		return "kit"
+	case reflect.TypeFor[KitCredential]():
+		return "kit credential"
 	case reflect.TypeFor[Notify]():
 		return "notify"
 	case reflect.TypeFor[Channel]():

@@ -175,6 +175,7 @@ func (l *loader) validate(cfg *Config) {
 
 	l.validatePolicies(cfg, roles, services)
 	l.validateNotify(cfg, services)
+	l.validateKit(cfg)
 }
 
 // knownHint suggests a close name, or lists the known ones.
@@ -374,6 +375,7 @@ func (l *loader) validateService(cfg *Config, i int, first map[string]int) {
 	}
 	l.validateRecovery(cfg, i)
 	l.validateIntegrity(cfg, i)
+	l.validateAccess(cfg, i)
 }
 
 // checkDBURL validates a database URL, resolving it first if it is a
