@@ -1,7 +1,8 @@
 // Command fixbench measures a fix changing 100,000 rows of a PostgreSQL
-// table — lock, key-set check, before-images, UPDATE, row-count check,
-// after-images, images written pending then applied to Steward's store,
-// commit — against the bare UPDATE of the same rows, in the same run. Each
+// table — lock, key-set check, before-images, UPDATE … RETURNING with the
+// row-count check, after-images, before- and after-images committed to
+// Steward's store (pending) in one store transaction, target commit, images
+// confirmed — against the bare UPDATE of the same rows, in the same run. Each
 // figure is the median of 3 runs, alternating; the rows are reset (and the
 // table vacuumed) between runs, untimed.
 //

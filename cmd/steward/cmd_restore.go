@@ -21,7 +21,7 @@ type restoreOptions struct {
 }
 
 func (o *restoreOptions) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.Backup, "backup", "", "backup to restore: ID or SERVICE/BACKUP/ID (see `steward backup list`)")
+	cmd.Flags().StringVar(&o.Backup, "backup", "", "backup to restore: ID or SERVICE/BACKUP/ID (see steward backup list)")
 	cmd.Flags().StringVar(&o.To, "to", "", "target database: a secret reference such as env:RESTORE_URL, or a URL without a password; it must be empty")
 	cmd.Flags().StringVarP(&o.Reason, "reason", "r", "", "why (required), e.g. \"INC-42: orders table dropped\"")
 	cmd.Flags().StringVar(&o.Ticket, "ticket", "", "ticket reference")

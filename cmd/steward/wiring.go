@@ -12,6 +12,7 @@ import (
 	"github.com/stewardhq/steward/internal/drill"
 	"github.com/stewardhq/steward/internal/fix"
 	"github.com/stewardhq/steward/internal/gate"
+	"github.com/stewardhq/steward/internal/integrity"
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/notify/all"
 )
@@ -61,7 +62,14 @@ func (a *app) pipeline() (*action.Pipeline, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	a.fix = &fix.Deps{Config: current, Store: a.store, Logger: a.log.With("component", "fix"), Crypt: crypt}
+	cdeps, err := a.checkDeps()
+	if err != nil {
+		return nil, err
+	}
+	// A fix proposed for a check's violations re-runs the check once
+	// applied, whoever executes it (CLI, server, API).
+	a.fix = &fix.Deps{Config: current, Store: a.store, Logger: a.log.With("component", "fix"), Crypt: crypt,
+		Applied: integrity.AfterFix(cdeps, current)}
 	kinds.Register(fix.NewApplyKind(a.fix))
 	kinds.Register(fix.NewUndoKind(a.fix))
 	kinds.Register(fix.NewSQLKind(a.fix))

@@ -31,15 +31,21 @@ type Deps struct {
 	Hook func(ctx context.Context, step string) error
 	// LockTimeout bounds waiting for row locks (default 10s).
 	LockTimeout time.Duration
+	// Applied, when set, runs after a fix.apply action's change committed
+	// and its images verified (in the kind's Verify step, so on every path
+	// that executes actions: CLI, server, API). It cannot fail the action;
+	// it reports its own errors. Steward uses it to re-run the check a fix
+	// was proposed for (ApplyParams.Check) and link the run to the action.
+	Applied func(ctx context.Context, a *action.Action, p ApplyParams)
 }
 
 // Steps of a change, in order, as passed to Deps.Hook.
 const (
 	StepLocked        = "locked"         // rows locked and checked against the plan, before-images read
-	StepApplied       = "applied"        // statement executed, row count checked; not committed
-	StepImagesPending = "images-pending" // before-images stored, marked pending; not committed
+	StepApplied       = "applied"        // statement executed, row count checked; nothing committed anywhere
+	StepImagesPending = "images-pending" // before- and after-images committed to the store, pending; target not committed
 	StepCommitted     = "committed"      // target committed; images still pending
-	StepImagesApplied = "images-applied" // images marked applied with after-images
+	StepImagesApplied = "images-applied" // images confirmed
 )
 
 func (d *Deps) log() *slog.Logger {
@@ -142,6 +148,10 @@ type ApplyParams struct {
 	Service string            `json:"service"`
 	Fix     string            `json:"fix"`
 	Params  map[string]string `json:"params"`
+	// Check, when set, is the check of Service whose violations the fix
+	// was proposed for (steward check propose-fix); it re-runs after the
+	// fix is applied.
+	Check string `json:"check,omitempty"`
 }
 
 // Preview is what a fix would change: the plan shown for review.

@@ -251,8 +251,9 @@ func TestAffectedRowMismatchRollsBack(t *testing.T) {
 
 // TestKilledAtEachStep stops the change at every step, the way a killed
 // process would (no clean-up), and checks: before the commit, no change
-// on the database; from the moment the images are written, the
-// before-images are in the store.
+// on the database; from the moment the images are written (before the
+// target commits), the before- and after-images are in the store, pending
+// until the commit is confirmed.
 func TestKilledAtEachStep(t *testing.T) {
 	t.Parallel()
 	for _, step := range []string{StepLocked, StepApplied, StepImagesPending, StepCommitted, StepImagesApplied} {
@@ -287,19 +288,21 @@ func TestKilledAtEachStep(t *testing.T) {
 					t.Fatal(err)
 				}
 				switch step {
-				case StepLocked:
+				case StepLocked, StepApplied:
+					// Images are written after the statement, in one store
+					// transaction: a kill before it commits leaves none.
 					if len(imgs) != 0 {
 						t.Fatalf("images before they were written: %d", len(imgs))
 					}
-				case StepApplied:
-					// The pending write runs while the statement executes:
-					// a kill now leaves none or all of it, pending.
-					if len(imgs) != 0 && (len(imgs) != 2 || !imgs[0].Pending() || !imgs[1].Pending()) {
-						t.Fatalf("want no images or 2 pending: %+v", imgs)
-					}
 				case StepImagesPending, StepCommitted:
-					if len(imgs) != 2 || !imgs[0].Pending() || !strings.Contains(imgs[0].Before, `"pending"`) {
-						t.Fatalf("want 2 pending before-images: %+v", imgs)
+					// Both images of both rows are durable, pending: whether
+					// the target committed is told by comparing the rows.
+					if len(imgs) != 2 || !imgs[0].Pending() || !imgs[1].Pending() || !strings.Contains(imgs[0].Before, `"pending"`) ||
+						imgs[0].After == nil || !strings.Contains(*imgs[0].After, `"cancelled"`) {
+						t.Fatalf("want 2 pending before- and after-images: %+v", imgs)
+					}
+					if total, pending, err := b.store.CountFixImages(ctx, a.ID); err != nil || total != 2 || pending != 2 {
+						t.Fatalf("count: %d images, %d pending, %v", total, pending, err)
 					}
 					// An undo refuses a pending set rather than guess.
 					b.deps.Hook = nil

@@ -111,7 +111,7 @@ func (k *ApplyKind) Execute(ctx context.Context, a *action.Action) (action.Resul
 	}
 	defer t.db.Close()
 	out, err := k.d.run(ctx, t, change{
-		actionID: a.ID, engine: engine, table: r.stmt.Table, verb: r.stmt.Verb, keyCols: r.keyCols,
+		actionID: a.ID, engine: engine, table: r.stmt.Table, alias: r.stmt.Alias, verb: r.stmt.Verb, keyCols: r.keyCols,
 		lockQuery: r.sel, lockArgs: r.selArgs, apply: r.apply, applyArgs: r.appArgs,
 		wantCount: pv.Count, wantKeysHash: pv.KeysHash,
 	})
@@ -126,9 +126,18 @@ func (k *ApplyKind) Execute(ctx context.Context, a *action.Action) (action.Resul
 	return res, nil
 }
 
-// Verify checks that every image was recorded as applied.
+// Verify checks that every image was recorded as applied, then runs the
+// Applied hook.
 func (k *ApplyKind) Verify(ctx context.Context, a *action.Action, r action.Result) error {
-	return verifyImages(ctx, k.d, a, r)
+	if err := verifyImages(ctx, k.d, a, r); err != nil {
+		return err
+	}
+	if k.d.Applied != nil {
+		if p, err := k.params(a); err == nil {
+			k.d.Applied(ctx, a, p)
+		}
+	}
+	return nil
 }
 
 func verifyImages(ctx context.Context, d *Deps, a *action.Action, r action.Result) error {

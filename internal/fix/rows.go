@@ -170,12 +170,54 @@ func (rs rowset) colIndex(keyCols []string) ([]int, error) {
 
 // keyOf is the canonical text of a row's key: a JSON array of its values.
 func keyOf(row []any, idx []int) string {
-	vals := make([]any, len(idx))
+	b := make([]byte, 0, 16)
+	b = append(b, '[')
 	for k, j := range idx {
-		vals[k] = row[j]
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSON(b, row[j])
 	}
-	b, _ := json.Marshal(vals)
-	return string(b)
+	return string(append(b, ']'))
+}
+
+// appendArray appends a row as a JSON array of its values, in column
+// order: the compact form images are stored in (the columns are stored
+// once per set).
+func appendArray(b []byte, row []any) []byte {
+	b = append(b, '[')
+	for j, v := range row {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSON(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendJSON appends a normalized value as encoding/json writes it, byte
+// for byte (TestAppendJSONMatchesEncodingJSON), without its reflection on
+// the common types.
+func appendJSON(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case string:
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return append(b, mustJSON(v)...) // escaping: leave it to encoding/json
+			}
+		}
+		b = append(b, '"')
+		b = append(b, v...)
+		return append(b, '"')
+	default:
+		return append(b, mustJSON(v)...)
+	}
 }
 
 // keyArgs decodes a canonical key back into bind arguments.
@@ -220,39 +262,135 @@ const keyChunk = 1000
 // selectByKeys reads the full rows of table whose key is in keys, in
 // chunks; forUpdate locks them (PostgreSQL, MySQL).
 func selectByKeys(ctx context.Context, q querier, engine, table string, keyCols, keys []string, forUpdate bool) (rowset, error) {
-	if arr, ok := keyArray(engine, keyCols, keys); ok {
-		// One round trip: k = ANY($1) with the keys as one array.
-		query := "SELECT * FROM " + table + " WHERE " + dbx.QuoteIdent(engine, keyCols[0]) + " = ANY($1)"
-		if forUpdate {
-			query += " FOR UPDATE"
-		}
-		rs, err := queryRows(ctx, q, engine, query, arr)
-		if err != nil {
-			return rowset{}, fmt.Errorf("read rows of %s: %w", table, err)
-		}
-		return rs, nil
-	}
 	var all rowset
-	for start := 0; start < len(keys); start += keyChunk {
-		chunk := keys[start:min(start+keyChunk, len(keys))]
-		cond, args, err := keyCondition(engine, keyCols, chunk, 0)
-		if err != nil {
-			return rowset{}, err
-		}
-		query := "SELECT * FROM " + table + " WHERE " + cond
-		if forUpdate && engine != dbx.SQLite {
-			query += " FOR UPDATE"
-		}
+	err := byKeys(engine, table, keyCols, keys, forUpdate, len(keys), func(_ []string, query string, args []any) error {
 		rs, err := queryRows(ctx, q, engine, query, args...)
 		if err != nil {
-			return rowset{}, fmt.Errorf("read rows of %s: %w", table, err)
+			return fmt.Errorf("read rows of %s: %w", table, err)
 		}
 		if all.cols == nil {
 			all.cols = rs.cols
 		}
 		all.rows = append(all.rows, rs.rows...)
+		return nil
+	})
+	return all, err
+}
+
+// byKeys builds the queries that read the full rows of table whose key is
+// in keys, at most chunk keys per query (and at most keyChunk in an IN
+// list), in the order of keys, and passes each with its part of keys to
+// fn.
+func byKeys(engine, table string, keyCols, keys []string, forUpdate bool, chunk int, fn func(part []string, query string, args []any) error) error {
+	lock := ""
+	if forUpdate && engine != dbx.SQLite {
+		lock = " FOR UPDATE"
 	}
-	return all, nil
+	if arr, ok := keyArray(engine, keyCols, keys); ok {
+		// k = ANY($1), with the keys as one array: one round trip a chunk.
+		query := "SELECT * FROM " + table + " WHERE " + dbx.QuoteIdent(engine, keyCols[0]) + " = ANY($1)" + lock
+		chunk = max(chunk, 1)
+		for start := 0; start < len(keys); start += chunk {
+			end := min(start+chunk, len(keys))
+			var part any
+			switch a := arr.(type) {
+			case []int64:
+				part = a[start:end]
+			case []string:
+				part = a[start:end]
+			}
+			if err := fn(keys[start:end], query, []any{part}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	chunk = max(min(chunk, keyChunk), 1)
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		cond, args, err := keyCondition(engine, keyCols, part, 0)
+		if err != nil {
+			return err
+		}
+		if err := fn(part, "SELECT * FROM "+table+" WHERE "+cond+lock, args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodedRows are rows as images: each row's canonical key and its JSON
+// array of values, encoded while scanning so that no row is kept as Go
+// values.
+type encodedRows struct {
+	cols []string
+	keys []string
+	docs []string // nil when not asked for
+}
+
+// queryEncoded runs query and encodes each row's key (keyCols) and, with
+// docs, the row itself as a JSON array.
+func queryEncoded(ctx context.Context, q querier, engine string, keyCols []string, docs bool, query string, args ...any) (encodedRows, error) {
+	var er encodedRows
+	cols, err := scanEncoded(ctx, q, engine, keyCols, docs, query, args, func(key, doc string) error {
+		er.keys = append(er.keys, key)
+		if docs {
+			er.docs = append(er.docs, doc)
+		}
+		return nil
+	})
+	if err != nil {
+		return encodedRows{}, err
+	}
+	er.cols = cols
+	return er, nil
+}
+
+// scanEncoded runs query and passes each row, as it is scanned, to fn:
+// its key (keyCols) and, with docs, the row as a JSON array. No row is
+// kept as Go values. It returns the columns.
+func scanEncoded(ctx context.Context, q querier, engine string, keyCols []string, docs bool, query string, args []any, fn func(key, doc string) error) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	idx, err := rowset{cols: cols}.colIndex(keyCols)
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	norm := make([]any, len(cols))
+	var buf []byte
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range raw {
+			norm[i] = normalize(engine, v, types[i])
+		}
+		var doc string
+		if docs {
+			buf = appendArray(buf[:0], norm)
+			doc = string(buf)
+		}
+		if err := fn(keyOf(norm, idx), doc); err != nil {
+			return nil, err
+		}
+	}
+	return cols, rows.Err()
 }
 
 // keyArray returns the keys as one PostgreSQL array argument, when there
@@ -264,11 +402,15 @@ func keyArray(engine string, keyCols, keys []string) (any, bool) {
 	var ints []int64
 	var strs []string
 	for _, k := range keys {
-		vals, err := keyArgs(k)
-		if err != nil || len(vals) != 1 {
-			return nil, false
+		v, ok := plainKey(k)
+		if !ok {
+			vals, err := keyArgs(k)
+			if err != nil || len(vals) != 1 {
+				return nil, false
+			}
+			v = vals[0]
 		}
-		switch v := vals[0].(type) {
+		switch v := v.(type) {
 		case int64:
 			if strs != nil {
 				return nil, false
@@ -287,6 +429,27 @@ func keyArray(engine string, keyCols, keys []string) (any, bool) {
 		return ints, true
 	}
 	return strs, true
+}
+
+// plainKey decodes the common one-value keys, [123] and ["abc"] (no
+// escapes), without a JSON decoder; ok is false for any other key.
+func plainKey(k string) (any, bool) {
+	if len(k) < 3 || k[0] != '[' || k[len(k)-1] != ']' {
+		return nil, false
+	}
+	in := k[1 : len(k)-1]
+	if len(in) >= 2 && in[0] == '"' && in[len(in)-1] == '"' {
+		s := in[1 : len(in)-1]
+		if strings.ContainsAny(s, `"\`) {
+			return nil, false
+		}
+		return s, true
+	}
+	n, err := strconv.ParseInt(in, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return n, true
 }
 
 // keyCondition is "k IN (…)" or "(k1, k2) IN ((…), …)" for keys, with

@@ -200,7 +200,7 @@ func (k *SQLKind) Execute(ctx context.Context, a *action.Action) (action.Result,
 		return action.Result{}, err
 	}
 	defer t.db.Close()
-	c := change{actionID: a.ID, engine: t.engine, table: st.Table, verb: st.Verb, keyCols: plan.Key,
+	c := change{actionID: a.ID, engine: t.engine, table: st.Table, alias: st.Alias, verb: st.Verb, keyCols: plan.Key,
 		apply: st.Text, wantCount: plan.Count}
 	if st.Verb != "INSERT" {
 		c.lockQuery, c.lockIsImage, c.wantKeysHash = st.lockQuery(), true, plan.KeysHash

@@ -3,6 +3,7 @@ package fix
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -48,27 +49,50 @@ type imageTarget struct {
 // Name implements action.Kind.
 func (k *UndoKind) Name() string { return UndoKindName }
 
-// Images returns an action's images, decrypted.
+// Images returns an action's images, decrypted, each before and after a
+// JSON object (column -> value) or null.
 func (d *Deps) Images(ctx context.Context, actionID int64) ([]store.FixImage, error) {
 	imgs, err := d.Store.ListFixImages(ctx, actionID)
-	if err != nil {
+	if err != nil || len(imgs) == 0 {
+		return imgs, err
+	}
+	var columns []string
+	set, err := d.Store.GetFixImageSet(ctx, actionID)
+	switch {
+	case err == nil:
+		columns = set.Columns
+	case !errors.Is(err, store.ErrNotFound): // no set: images from before sets, objects
 		return nil, err
 	}
 	for i := range imgs {
-		if !imgs[i].Encrypted {
-			continue
-		}
-		if imgs[i].Before, err = d.Crypt.open(imgs[i].Before); err != nil {
-			return nil, err
-		}
-		if imgs[i].After != nil {
-			a, err := d.Crypt.open(*imgs[i].After)
-			if err != nil {
+		if imgs[i].Encrypted {
+			if imgs[i].Before, err = d.Crypt.open(imgs[i].Before); err != nil {
 				return nil, err
 			}
-			imgs[i].After = &a
+			if imgs[i].After != nil {
+				a, err := d.Crypt.open(*imgs[i].After)
+				if err != nil {
+					return nil, err
+				}
+				imgs[i].After = &a
+			}
+			imgs[i].Encrypted = false
 		}
-		imgs[i].Encrypted = false
+		if columns == nil {
+			continue
+		}
+		var after string
+		if imgs[i].After != nil {
+			after = *imgs[i].After
+		}
+		before, after, err := expandImage(columns, imgs[i].Before, after)
+		if err != nil {
+			return nil, fmt.Errorf("action %d: images of row %s: %w", actionID, imgs[i].RowKey, err)
+		}
+		imgs[i].Before = before
+		if imgs[i].After != nil {
+			imgs[i].After = &after
+		}
 	}
 	return imgs, nil
 }
@@ -258,7 +282,7 @@ func (d *Deps) undo(ctx context.Context, t *target, actionID int64, tgt imageTar
 		return outcome{}, nil, err
 	}
 	g := &guard{d: d, tx: tx, actionID: actionID}
-	defer g.close(ctx)
+	defer g.close()
 	restore, current, conflicts, err := assess(ctx, tx, t.engine, tgt, imgs, true)
 	if err != nil {
 		return outcome{}, nil, err
@@ -314,8 +338,13 @@ func (d *Deps) undo(ctx context.Context, t *target, actionID int64, tgt imageTar
 		}
 		own = append(own, image{key: im.RowKey, before: before, after: a})
 	}
-	out := outcome{Rows: len(restore), Images: len(own)}
-	if err := g.commit(ctx, own); err != nil {
+	// Undo images are JSON objects (no column list).
+	if err := g.write(ctx, nil, own); err != nil {
+		return outcome{}, conflicts, err
+	}
+	stored, err := g.commit(ctx)
+	out := outcome{Rows: len(restore), Images: stored}
+	if err != nil {
 		return out, conflicts, err
 	}
 	for i, k := range keys {

@@ -96,6 +96,9 @@ type Result struct {
 	Error      string           `json:"error,omitempty"`
 	RunID      int64            `json:"run_id,omitempty"`
 	StartedAt  time.Time        `json:"started_at"`
+	// FixAction is the fix.apply action this run followed: the check
+	// re-ran after a fix proposed for its violations was applied.
+	FixAction *int64 `json:"fix_action,omitempty"`
 
 	cols        []string         // columns of rows
 	rows        []map[string]any // violating rows as read (up to trackLimit), before masking
@@ -103,6 +106,7 @@ type Result struct {
 	keyOverride []string         // key columns of rows when not the check's key
 	keys        []string         // masked row keys of rows
 	complete    bool             // rows holds every violating row
+	violating   []map[string]any // every violating row read (up to trackLimit), masked: what a remedy is proposed from
 }
 
 // Failed reports a status of fail or error.
@@ -124,7 +128,7 @@ func Run(ctx context.Context, deps Deps, svc *config.Service, names []string, ac
 	ts := newTargets(svc, nil)
 	defer ts.close()
 	results := execute(ctx, log, deps.now, ts, svc, checks)
-	return results, record(ctx, deps, log, checks, results, actor)
+	return results, record(ctx, deps, log, checks, results, actor, nil)
 }
 
 // RunAgainst runs the checks of svc on database dbName against the

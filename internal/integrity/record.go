@@ -20,8 +20,9 @@ const anomalyRuns = 10
 
 // record applies the checks that need history (row_count deviation),
 // stores the runs (one transaction), updates the violation history, audits
-// each run and alerts on status transitions.
-func record(ctx context.Context, deps Deps, log *slog.Logger, checks []*config.Check, results []Result, actor string) error {
+// each run and alerts on status transitions. fixAction, when set, is the
+// fix.apply action the runs follow (check_runs.fix_action).
+func record(ctx context.Context, deps Deps, log *slog.Logger, checks []*config.Check, results []Result, actor string, fixAction *int64) error {
 	st := deps.Store
 	prevStatus := make([]string, len(results)) // last run that was not an error
 	prevAny := make([]string, len(results))
@@ -58,6 +59,7 @@ func record(ctx context.Context, deps Deps, log *slog.Logger, checks []*config.C
 		rows[i] = store.CheckRunRow{
 			Service: r.Service, Check: r.Check, Database: r.Database, Status: r.Status, Violations: r.Violations, RowCount: r.Rows,
 			DurationMS: r.DurationMS, Query: r.Query, Sample: string(sample), Error: r.Error, Actor: actor, StartedAt: r.StartedAt,
+			FixAction: fixAction,
 		}
 	}
 	rows, err := st.InsertCheckRuns(ctx, rows)
@@ -66,7 +68,7 @@ func record(ctx context.Context, deps Deps, log *slog.Logger, checks []*config.C
 	}
 	for i := range results {
 		c, r := checks[i], &results[i]
-		r.RunID = rows[i].ID
+		r.RunID, r.FixAction = rows[i].ID, fixAction
 		if r.Status != StatusError && c.Type != "freshness" && c.Type != "row_count" && !r.noKeys {
 			d, err := st.TrackViolations(ctx, r.Service, r.Check, r.keys, r.complete, r.StartedAt)
 			if err != nil {
@@ -87,6 +89,9 @@ func record(ctx context.Context, deps Deps, log *slog.Logger, checks []*config.C
 				"duration_ms": r.DurationMS, "new": r.New, "persisting": r.Persisting, "resolved": r.Resolved}
 			if r.Error != "" {
 				details["error"] = r.Error
+			}
+			if fixAction != nil {
+				details["fix_action"] = *fixAction
 			}
 			if err := deps.Audit(ctx, actor, "check.run", r.Service+"/"+r.Check, r.Status, details); err != nil {
 				return fmt.Errorf("audit check %s/%s: %w", r.Service, r.Check, err)
@@ -202,7 +207,7 @@ func cloneFields(m map[string]string) map[string]string {
 func fromRow(row store.CheckRunRow) Result {
 	r := Result{Service: row.Service, Check: row.Check, Database: row.Database, Status: row.Status, Violations: row.Violations,
 		Rows: row.RowCount, DurationMS: row.DurationMS, Query: row.Query, Error: row.Error, RunID: row.ID, StartedAt: row.StartedAt,
-		Sample: []map[string]any{}}
+		FixAction: row.FixAction, Sample: []map[string]any{}}
 	_ = json.Unmarshal([]byte(row.Sample), &r.Sample)
 	return r
 }

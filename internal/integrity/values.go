@@ -166,6 +166,7 @@ func finishSample(c *config.Check, r *Result) {
 		if len(r.Sample) < c.Sample {
 			r.Sample = append(r.Sample, out)
 		}
+		r.violating = append(r.violating, out)
 	}
 	r.rows = nil
 }

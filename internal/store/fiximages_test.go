@@ -2,61 +2,102 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/stewardhq/steward/internal/store"
 )
 
-func TestFixImagesPendingThenApplied(t *testing.T) {
+func TestFixImagesPendingThenConfirmed(t *testing.T) {
 	t.Parallel()
 	forEachDriver(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		s := open(t, url)
-		a, err := s.InsertAction(ctx, store.ActionRow{Kind: "fix.apply", Params: "{}", Requester: "alice", Reason: "r", State: "executing",
-			PlanDetails: "{}", Requirement: "{}", Result: "{}"})
+		newAction := func() int64 {
+			a, err := s.InsertAction(ctx, store.ActionRow{Kind: "fix.apply", Params: "{}", Requester: "alice", Reason: "r", State: "executing",
+				PlanDetails: "{}", Requirement: "{}", Result: "{}"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.ID
+		}
+		id := newAction()
+		if _, err := s.GetFixImageSet(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("set of an action without images: %v", err)
+		}
+		w, err := s.BeginFixImages(ctx, store.FixImageSet{ActionID: id, Columns: []string{"id", "status"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		// More rows than one batch, to cross batch boundaries.
-		var pending, applied []store.FixImage
-		for i := range 1203 {
-			key := fmt.Sprintf(`["%d"]`, i)
-			before := fmt.Sprintf(`{"id":%d,"status":"pending"}`, i)
-			after := fmt.Sprintf(`{"id":%d,"status":"cancelled"}`, i)
-			pending = append(pending, store.FixImage{RowKey: key, Before: before})
-			applied = append(applied, store.FixImage{RowKey: key, Before: before, After: &after})
+		// More rows than one batch, added in uneven pieces, to cross batch
+		// boundaries and flush a partial one at the end.
+		var imgs []store.FixImage
+		for i := range 10_203 {
+			after := fmt.Sprintf(`[%d,"cancelled"]`, i)
+			imgs = append(imgs, store.FixImage{RowKey: fmt.Sprintf(`[%d]`, i), Before: fmt.Sprintf(`[%d,"pending"]`, i), After: &after})
 		}
-		if err := s.InsertFixImages(ctx, a.ID, pending); err != nil {
+		for start := 0; start < len(imgs); start += 777 {
+			if err := w.Add(ctx, imgs[start:min(start+777, len(imgs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Nothing is visible before the commit.
+		if total, _, err := s.CountFixImages(ctx, id); err != nil || total != 0 {
+			t.Fatalf("before commit: %d images, %v", total, err)
+		}
+		if n, err := w.Commit(ctx); err != nil || n != len(imgs) {
+			t.Fatalf("commit: %d, %v", n, err)
+		}
+		total, np, err := s.CountFixImages(ctx, id)
+		if err != nil || total != len(imgs) || np != len(imgs) {
+			t.Fatalf("after commit: total %d pending %d err %v", total, np, err)
+		}
+		got, err := s.ListFixImages(ctx, id)
+		if err != nil || len(got) != len(imgs) || !got[7].Pending() || got[7].RowKey != `[7]` || *got[7].After != `[7,"cancelled"]` {
+			t.Fatalf("pending images: %v, %d, [7] = %+v", err, len(got), got[7])
+		}
+		if set, err := s.GetFixImageSet(ctx, id); err != nil || !set.Pending() || len(set.Columns) != 2 || set.Columns[1] != "status" {
+			t.Fatalf("pending set: %+v %v", set, err)
+		}
+		if err := s.ConfirmFixImages(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		total, np, err := s.CountFixImages(ctx, a.ID)
-		if err != nil || total != 1203 || np != 1203 {
-			t.Fatalf("after pending write: total %d pending %d err %v", total, np, err)
+		total, np, err = s.CountFixImages(ctx, id)
+		if err != nil || total != len(imgs) || np != 0 {
+			t.Fatalf("after confirm: total %d pending %d err %v", total, np, err)
 		}
-		if err := s.ReplaceFixImages(ctx, a.ID, applied); err != nil {
-			t.Fatal(err)
+		got, err = s.ListFixImages(ctx, id)
+		if err != nil || len(got) != len(imgs) || got[10_202].RowKey != `[10202]` || got[7].Pending() || got[7].Before != `[7,"pending"]` {
+			t.Fatalf("confirmed images: %v, %d, [7] = %+v", err, len(got), got[7])
 		}
-		total, np, err = s.CountFixImages(ctx, a.ID)
-		if err != nil || total != 1203 || np != 0 {
-			t.Fatalf("after replace: total %d pending %d err %v", total, np, err)
+		// An action keeps one set.
+		if _, err := s.BeginFixImages(ctx, store.FixImageSet{ActionID: id}); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("second set: %v", err)
 		}
-		got, err := s.ListFixImages(ctx, a.ID)
+
+		// A rolled-back set leaves nothing; an empty set is fine.
+		id2 := newAction()
+		w, err = s.BeginFixImages(ctx, store.FixImageSet{ActionID: id2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1203 || got[7].RowKey != `["7"]` || got[7].Pending() || *got[7].After != `{"id":7,"status":"cancelled"}` || got[7].Before != `{"id":7,"status":"pending"}` {
-			t.Fatalf("images: %d, [7] = %+v", len(got), got[7])
-		}
-		// An empty set is fine; deletion removes everything.
-		if err := s.InsertFixImages(ctx, a.ID, nil); err != nil {
+		if err := w.Add(ctx, imgs[:300]); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteFixImages(ctx, a.ID); err != nil {
+		w.Rollback()
+		if total, _, _ := s.CountFixImages(ctx, id2); total != 0 {
+			t.Fatalf("after rollback: %d images", total)
+		}
+		if _, err := s.GetFixImageSet(ctx, id2); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("set after rollback: %v", err)
+		}
+		w, err = s.BeginFixImages(ctx, store.FixImageSet{ActionID: id2, Encrypted: true})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if total, _, _ := s.CountFixImages(ctx, a.ID); total != 0 {
-			t.Fatalf("after delete: %d images", total)
+		if n, err := w.Commit(ctx); err != nil || n != 0 {
+			t.Fatalf("empty set: %d %v", n, err)
 		}
 	})
 }
