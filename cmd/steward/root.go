@@ -278,6 +278,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newCheckCmd(g),
 		newFixCmd(g),
 		newSQLCmd(g),
+		newKitCmd(g),
 	)
 	return root
 }
