@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
@@ -177,6 +178,14 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	jcfg.Periodic = append(jcfg.Periodic, backup.Periodic(cfg)...)
 	jcfg.Periodic = append(jcfg.Periodic, drill.Periodic(cfg)...)
 	jcfg.Periodic = append(jcfg.Periodic, integrity.Periodic(cfg)...)
+	jcfg.Periodic = append(jcfg.Periodic, access.Periodic())
+	jcfg.Periodic = append(jcfg.Periodic, access.ScanPeriodic(cfg)...)
+	accessDeps := a.accessDeps(pipeline.Config)
+	// Grants that expired while Steward was down are revoked before the
+	// server answers anything.
+	if res, err := access.Sweep(ctx, accessDeps, time.Now()); err != nil {
+		log.Error("revoke expired grants at start", "err", err, "result", res)
+	}
 	checkDeps, err := a.checkDeps()
 	if err != nil {
 		return err
@@ -200,6 +209,8 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	notify.RegisterWorkers(jreg, outbox)
 	drill.RegisterWorkers(jreg, drillDeps)
 	integrity.RegisterWorkers(jreg, checkDeps, pipeline.Config)
+	access.RegisterWorkers(jreg, accessDeps)
+	access.RegisterScanWorkers(jreg, access.ScanDeps{Store: st, Audit: a.auditFunc(), Notifier: outbox, Logger: log.With("component", "access-scan")}, pipeline.Config)
 	backup.RegisterWorkers(jreg, backup.JobDeps{
 		Deps:   backup.Deps{Store: st, Engines: dbxall.Registry(), Audit: a.auditFunc(), Notifier: outbox, Logger: log.With("component", "backup"), TempDir: cfg.Steward.DataDir},
 		Config: pipeline.Config,

@@ -279,6 +279,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newFixCmd(g),
 		newSQLCmd(g),
 		newKitCmd(g),
+		accessCmd(g),
 	)
 	return root
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/drill"
@@ -73,6 +74,7 @@ func (a *app) pipeline() (*action.Pipeline, error) {
 	kinds.Register(fix.NewApplyKind(a.fix))
 	kinds.Register(fix.NewUndoKind(a.fix))
 	kinds.Register(fix.NewSQLKind(a.fix))
+	kinds.Register(access.NewGrantKind(a.accessDeps(current)))
 	p, err = action.New(action.Options{
 		Store: a.store, Kinds: kinds, Config: cfg, Audit: a.auditFunc(),
 		Notifier: ob, Logger: a.log.With("component", "actions"), BaseURL: "http://" + cfg.Steward.Listen,
