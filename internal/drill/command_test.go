@@ -12,6 +12,7 @@ import (
 	"github.com/stewardhq/steward/internal/dbx"
 	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/drill"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/testenv"
 )
 
@@ -41,6 +42,9 @@ const cmdSQLiteYAML = `services:
           - {sql: "SELECT count(*) FROM orders", expect: "== 2000"}
       - name: denied
         backup: denied
+policies:
+  approvals:
+    - {name: restores, match: {action: [restore.run]}, auto_approve: true}
 `
 
 // snapshotStore makes a store of SQLite snapshots: an older one with
@@ -140,6 +144,64 @@ func TestCommandDrillSQLite(t *testing.T) {
 		rep, err := b.run("app", "denied", drill.RunOptions{})
 		b.checkFailed(rep, err, drill.StatusFailed, "snapshot store: access denied for role drill")
 	})
+
+	t.Run("restores for real", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		target := filepath.Join(t.TempDir(), "restored.db")
+		// The older snapshot, 26h old: a real restore is measured against
+		// the RPO objective, not failed by it.
+		params := drill.RestoreParams{Database: "main", BackupID: "snap-1", To: target}
+		act, rep, err := b.restore("app", params)
+		if err != nil {
+			t.Fatalf("restore: %v (%+v)", err, rep)
+		}
+		if !strings.Contains(act.Plan.Summary, "restore app/snapshots/snap-1") || !strings.Contains(act.Result.Summary, "restored and verified") {
+			t.Fatalf("plan %q, result %q", act.Plan.Summary, act.Result.Summary)
+		}
+		if rep.Mode != "restore" || rep.Status != drill.StatusPassed || rep.BackupID != "snap-1" || rep.Scratch != "target "+target || rep.ScratchLabel != "" {
+			t.Fatalf("report %+v", rep)
+		}
+		for _, p := range []string{drill.PhasePick, drill.PhaseFetch, "restore data", drill.PhaseVerify} {
+			if !hasPhase(rep, p) {
+				t.Errorf("no phase %q in %+v", p, rep.Phases)
+			}
+		}
+		if hasPhase(rep, drill.PhaseProvision) || hasPhase(rep, drill.PhaseTeardown) {
+			t.Errorf("a real restore provisioned or tore down: %+v", rep.Phases)
+		}
+		// The restored file is the snapshot, with the data up to its time.
+		eng, _ := b.engines.Get("sqlite")
+		if v, err := eng.QueryValue(b.ctx, target, "SELECT count(*) FROM orders"); err != nil || v != "2000" {
+			t.Fatalf("restored orders: %q, %v", v, err)
+		}
+		if rep.RPOSource != drill.RPORestoredData || abs(*rep.RPOSeconds-rep.StartedAt.Sub(newest.Add(-24*time.Hour)).Seconds()) > 1 {
+			t.Fatalf("rpo %v from %s (%s)", ptr(rep.RPOSeconds), rep.RPOSource, rep.Freshness)
+		}
+		if got := b.auditOutcomes("restore.run"); len(got) != 1 || got[0] != drill.StatusPassed {
+			t.Fatalf("audit restore.run outcomes %v", got)
+		}
+		b.checkNoScratch()
+
+		// Again, into the file it just wrote: refused, nothing merged.
+		_, rep, err = b.restore("app", params)
+		if err == nil || rep.Status != drill.StatusFailed || !strings.Contains(rep.Error, "not empty") || !strings.Contains(rep.Error, "nothing was changed") {
+			t.Fatalf("restore over data: %v (%+v)", err, rep)
+		}
+		critical := false
+		for _, a := range b.alerts() {
+			critical = critical || a.Event == drill.EventFailed && a.Severity == notify.SeverityCritical
+		}
+		if !critical {
+			t.Fatalf("no critical alert for the failed restore: %+v", b.alerts())
+		}
+
+		// An id the list command does not print: refused before anything runs.
+		params.BackupID = "snap-9"
+		if _, _, err := b.restore("app", params); err == nil || !strings.Contains(err.Error(), "no backup snap-9 in app/snapshots: it lists snap-2, snap-1") {
+			t.Fatalf("restore of an unknown id: %v", err)
+		}
+	})
 }
 
 const cmdPgYAML = `services:
@@ -161,6 +223,9 @@ const cmdPgYAML = `services:
         amcheck: true
         verify:
           - {name: orders, sql: "SELECT count(*) FROM orders", expect: "== 20000"}
+policies:
+  approvals:
+    - {name: restores, match: {action: [restore.run]}, auto_approve: true}
 `
 
 func TestCommandDrillPostgres(t *testing.T) {
@@ -209,6 +274,31 @@ func TestCommandDrillPostgres(t *testing.T) {
 			if v.Status != "passed" && v.Name != "row counts" {
 				t.Errorf("verification %+v", v)
 			}
+		}
+		b.checkNoScratch()
+	})
+
+	t.Run("restores for real", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml(custom))
+		target := testenv.PostgresURL(t) // a new, empty database
+		act, rep, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: "shop/snapshots/dump-1", To: target})
+		if err != nil {
+			t.Fatalf("restore: %v (%+v)", err, rep)
+		}
+		if !strings.Contains(act.Plan.Summary, "target is empty") || rep.Status != drill.StatusPassed || rep.Mode != "restore" {
+			t.Fatalf("plan %q, report %+v", act.Plan.Summary, rep)
+		}
+		if !strings.Contains(strings.Join(rep.Commands, "\n"), "pg_restore") || !hasPhase(rep, "build indexes/constraints") {
+			t.Fatalf("commands %q, phases %+v", rep.Commands, rep.Phases)
+		}
+		for _, v := range rep.Verifications {
+			if v.Status != "passed" && v.Name != "row counts" {
+				t.Errorf("verification %+v", v)
+			}
+		}
+		if v, err := eng.QueryValue(b.ctx, target, "SELECT count(*) FROM orders"); err != nil || v != "20000" {
+			t.Fatalf("restored target: %q, %v", v, err)
 		}
 		b.checkNoScratch()
 	})

@@ -221,14 +221,13 @@ func (r *runner) steps(ctx context.Context) (err error) {
 	switch r.b.Method {
 	case "pg_dump", "mysqldump", "sqlite":
 		return r.repositorySteps(ctx)
-	case "pgbackrest", "command":
-		if r.mode != "drill" {
-			return notRunf("backup %s: real restores of method %s are %v; restore it with its own tool, or drill it", r.b.Name, r.b.Method, ErrUnsupported)
-		}
-		if r.b.Method == "pgbackrest" {
-			return r.pgbackrestSteps(ctx)
-		}
+	case "command":
 		return r.commandSteps(ctx)
+	case "pgbackrest":
+		if r.mode == "restore" {
+			return r.pgbackrestRestore(ctx)
+		}
+		return r.pgbackrestSteps(ctx)
 	}
 	return notRunf("backup %s: drills of method %s are %v", r.b.Name, r.b.Method, ErrUnsupported)
 }

@@ -434,7 +434,20 @@ const myYAML = `services:
         freshness: SELECT max(updated_at) FROM orders
         verify:
           - {sql: "SELECT count(*) FROM orders", expect: "== 3000"}
+      - name: ephemeral
+        backup: nightly
+        scratch: {kind: ephemeral}
 `
+
+// mySetup seeds a new MariaDB database (newest order 3 hours ago) and
+// builds a bundle whose service crm backs it up.
+func mySetup(t *testing.T) (*bundle, string) {
+	t.Helper()
+	src := testenv.MySQLDSN(t)
+	seedMySQL(t, src, time.Now().Add(-3*time.Hour).Truncate(time.Second))
+	admin := src[:strings.Index(src, ")/")+2]
+	return setup(t, strings.NewReplacer("SRC", src, "ADMIN", admin).Replace(myYAML)), src
+}
 
 func TestMySQLDrillPasses(t *testing.T) {
 	t.Parallel()

@@ -72,29 +72,10 @@ func (r *runner) pgbackrestSteps(ctx context.Context) (err error) {
 	if kind := r.d.Scratch.Kind; kind != "" && kind != "ephemeral" {
 		return notRunf("drill %s: pgBackRest restores a whole data directory on this machine: scratch kind must be ephemeral, not %s", r.drillName, kind)
 	}
-	var m backup.Manifest
-	if err := r.phase(ctx, PhasePick, func(ctx context.Context) (int64, error) {
-		all, err := backup.ListPgBackRest(ctx, r.b)
-		if err != nil {
-			return 0, err
-		}
-		m, err = r.pickListed(all, "stanza "+r.b.Stanza)
-		return 0, err
-	}); err != nil {
-		if errors.Is(err, backup.ErrNoBackup) {
-			return failf("no backup to restore: %v", err)
-		}
-		var f *failure
-		if errors.As(err, &f) {
-			return err
-		}
-		return failf("list pgBackRest backups: %v", err)
+	m, err := r.pickPgBackRest(ctx)
+	if err != nil {
+		return err
 	}
-	where := "pgBackRest stanza " + r.b.Stanza
-	if r.b.PgbackrestConfig != "" {
-		where += " (" + r.b.PgbackrestConfig + ")"
-	}
-	r.useManifest(where, m)
 
 	var pg *pgData
 	r.scratch = func(ctx context.Context, opts dbx.ScratchOptions) (*dbx.Scratch, error) {
@@ -130,7 +111,7 @@ func (r *runner) pgbackrestSteps(ctx context.Context) (err error) {
 		if errors.As(err, &f) {
 			return err
 		}
-		return failf("restore backup %s: %v", m.ID, err)
+		return failf("restore backup %s: %v%s", m.ID, err, diskFull(pg.data))
 	}
 
 	if err := r.phase(ctx, PhaseRecovery, func(ctx context.Context) (int64, error) {
@@ -143,6 +124,288 @@ func (r *runner) pgbackrestSteps(ctx context.Context) (err error) {
 		return failf("start the restored cluster: %v", err)
 	}
 	return r.verifyAndMeasure(ctx, pg.url, m)
+}
+
+// pickPgBackRest picks the backup from `pgbackrest info` and records it.
+func (r *runner) pickPgBackRest(ctx context.Context) (backup.Manifest, error) {
+	var m backup.Manifest
+	if err := r.phase(ctx, PhasePick, func(ctx context.Context) (int64, error) {
+		all, err := backup.ListPgBackRest(ctx, r.b)
+		if err != nil {
+			return 0, err
+		}
+		m, err = r.pickListed(all, "stanza "+r.b.Stanza)
+		return 0, err
+	}); err != nil {
+		if errors.Is(err, backup.ErrNoBackup) {
+			return m, failf("no backup to restore: %v", err)
+		}
+		var f *failure
+		if errors.As(err, &f) {
+			return m, err
+		}
+		return m, failf("list pgBackRest backups: %v", err)
+	}
+	where := "pgBackRest stanza " + r.b.Stanza
+	if r.b.PgbackrestConfig != "" {
+		where += " (" + r.b.PgbackrestConfig + ")"
+	}
+	r.useManifest(where, m)
+	return m, nil
+}
+
+// pgbackrestRestore restores a backup of a pgBackRest stanza for real:
+// `pgbackrest restore` into the empty data directory the target names
+// (pgdata:/path), as the postgres OS user when Steward runs as root. It
+// starts nothing — the new cluster's recovery replays the archived WAL and
+// ends on a new timeline once it starts, which is the operator's call (the
+// original may still run; the recovery target may need choosing) — so the
+// verification is of the restored files, and the report's next steps say
+// how to start it. The restored cluster keeps the backup's archive settings
+// (--archive-mode=preserve): it is meant to become the primary, and a
+// primary that does not archive has no point-in-time recovery.
+func (r *runner) pgbackrestRestore(ctx context.Context) error {
+	dir, ok := strings.CutPrefix(r.target, PgDataPrefix)
+	if !ok || !filepath.IsAbs(dir) {
+		return notRunf("backup %s is a pgBackRest backup: restore it into a data directory (--to %s/path/to/empty/dir)", r.b.Name, PgDataPrefix)
+	}
+	dir = filepath.Clean(dir)
+	m, err := r.pickPgBackRest(ctx)
+	if err != nil {
+		return err
+	}
+	r.rep.Scratch = "target data directory " + dir
+	cred, err := clusterCred()
+	if err != nil {
+		return notRunf("%v", err)
+	}
+	if err := prepareDataDir(ctx, dir, cred); err != nil {
+		return err
+	}
+	if err := r.phase(ctx, PhaseRestoreData, func(ctx context.Context) (int64, error) {
+		argv := backup.PgBackRestRestoreCommand(r.b, m.ID, dir)
+		for i, a := range argv {
+			if a == "--archive-mode=off" {
+				argv[i] = "--archive-mode=preserve"
+			}
+		}
+		r.rep.Commands = append(r.rep.Commands, shellJoin(argv))
+		if v, err := runAs(ctx, cred, argv[0], "version"); err == nil {
+			r.rep.ToolVersions["restore"] = strings.TrimSpace(string(v))
+		}
+		if _, err := runAs(ctx, cred, argv[0], argv[1:]...); err != nil {
+			return 0, err
+		}
+		return m.Size, nil
+	}); err != nil {
+		// pgBackRest says "unable to write" without the cause: a full disk
+		// is seen on the disk itself, before the partial restore is gone.
+		full := diskFull(dir)
+		// The directory was empty: what is in it now is the partial
+		// restore, which would make the next attempt refuse it.
+		cleared := "the partial restore was removed, " + dir + " is empty again"
+		if cerr := clearDir(dir); cerr != nil {
+			cleared = fmt.Sprintf("the partial restore is left in %s (%v): empty it before trying again", dir, cerr)
+		}
+		var f *failure
+		if errors.As(err, &f) {
+			return failf("%s%s (%s)", f.msg, full, cleared)
+		}
+		return failf("restore backup %s: %v%s (%s)", m.ID, err, full, cleared)
+	}
+
+	var major string
+	if err := r.phase(ctx, PhaseVerify, func(ctx context.Context) (int64, error) {
+		var v Verification
+		major, v = checkDataDir(dir, m.ID)
+		r.rep.Verifications = append(r.rep.Verifications, v, r.verifyRowCounts(ctx, "", m))
+		// What needs the server is listed, the queries with it, for after
+		// the start.
+		const notStarted = "not run: the restored cluster is not started"
+		for _, a := range r.d.Verify {
+			r.rep.Verifications = append(r.rep.Verifications, Verification{Name: firstNonEmpty(a.Name, a.SQL), SQL: a.SQL, Expect: a.Expect,
+				Status: "skipped", Detail: notStarted + "; run the query once it is"})
+		}
+		if r.d.Amcheck {
+			r.rep.Verifications = append(r.rep.Verifications, Verification{Name: "amcheck", Status: "skipped", Detail: notStarted + "; run pg_amcheck --heapallindexed once it is"})
+		}
+		checks := 0
+		for _, c := range r.svc.Checks {
+			if c.Database == r.b.Database {
+				checks++
+			}
+		}
+		if checks > 0 {
+			r.rep.Verifications = append(r.rep.Verifications, Verification{Name: "integrity checks", Status: "skipped",
+				Detail: fmt.Sprintf("%s; the service's %d checks on %s run against it once it serves the database", notStarted, checks, r.b.Database)})
+		}
+		if v.Status != "passed" {
+			return 0, failf("verification failed: %s: %s", v.Name, v.Detail)
+		}
+		return 0, nil
+	}); err != nil {
+		return err
+	}
+	r.rep.RTOSeconds = secondsPtr(r.deps.now().Sub(r.start))
+	// Recovery will replay WAL archived after the backup: its stop time is
+	// the oldest point the restore reaches, the bound the RPO can state.
+	r.rep.Freshness, r.rep.RPOSource = m.Time().UTC().Format(time.RFC3339Nano), RPOSnapshotTime
+	r.rep.RPOSeconds = secondsPtr(max(0, r.start.Sub(m.Time())))
+	r.rep.NextSteps = r.startSteps(dir, major, cred)
+	for _, s := range r.rep.NextSteps {
+		r.progressf("next: %s", s)
+	}
+	return nil
+}
+
+// prepareDataDir makes sure dir can take a restore: an empty directory (or
+// a new one under an existing parent), owned by the cluster's OS user with
+// mode 0700, as PostgreSQL requires. A directory with anything in it is
+// refused: a restore never overwrites.
+func prepareDataDir(ctx context.Context, dir string, cred *syscall.Credential) (err error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return failf("target data directory %s: %v; create it empty, or name a new directory in an existing one", dir, err)
+		}
+		defer func() {
+			if err != nil {
+				_ = os.Remove(dir) // made here, still empty
+			}
+		}()
+	case err != nil:
+		return failf("target data directory: %v", err)
+	case !fi.IsDir():
+		return failf("target data directory %s is not a directory", dir)
+	default:
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return failf("target data directory: %v", err)
+		}
+		if len(entries) > 0 {
+			names := make([]string, 0, 3)
+			for _, e := range entries[:min(3, len(entries))] {
+				names = append(names, e.Name())
+			}
+			return failf("target data directory %s is not empty (%d entries: %s…): a restore never overwrites; give an empty or new directory (nothing was changed)", dir, len(entries), strings.Join(names, ", "))
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return failf("target data directory: %v", err)
+	}
+	if cred == nil {
+		return nil
+	}
+	if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		return failf("target data directory: give it to the %s OS user: %v", clusterUser, err)
+	}
+	if _, err := runAs(ctx, cred, "test", "-w", dir); err != nil {
+		return failf("target data directory %s: the %s OS user cannot reach it: let it search every parent directory (chmod o+x), or choose another place", dir, clusterUser)
+	}
+	return nil
+}
+
+// describeDataDir says, for a restore's plan, what the target data
+// directory is now.
+func describeDataDir(dir string) string {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if _, perr := os.Stat(filepath.Dir(dir)); perr != nil {
+			return fmt.Sprintf("target data directory %s does not exist, nor its parent: the restore will fail", dir)
+		}
+		return fmt.Sprintf("target data directory %s will be created", dir)
+	case err != nil:
+		return fmt.Sprintf("target data directory %s: %v", dir, err)
+	case len(entries) > 0:
+		return fmt.Sprintf("target data directory %s is not empty (%d entries): the restore will refuse it", dir, len(entries))
+	}
+	return fmt.Sprintf("target data directory %s is empty", dir)
+}
+
+// checkDataDir verifies what pgbackrest restored into dir: a PostgreSQL
+// data directory (PG_VERSION, global/pg_control, backup_label) set to
+// recover from the archive when started (recovery.signal and a
+// restore_command; recovery.conf before PostgreSQL 12). It returns the
+// major version.
+func checkDataDir(dir, label string) (string, Verification) {
+	v := Verification{Name: "data directory", Status: "failed"}
+	raw, err := os.ReadFile(filepath.Join(dir, "PG_VERSION"))
+	if err != nil {
+		v.Detail = fmt.Sprintf("not a PostgreSQL data directory: %v", err)
+		return "", v
+	}
+	major := strings.TrimSpace(string(raw))
+	var missing []string
+	for _, f := range []string{"global/pg_control", "backup_label"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	signal, conf := "recovery.signal", "postgresql.auto.conf"
+	if n, err := strconv.Atoi(major); err == nil && n < 12 {
+		signal, conf = "recovery.conf", "recovery.conf"
+	}
+	if _, err := os.Stat(filepath.Join(dir, signal)); err != nil {
+		missing = append(missing, signal)
+	}
+	if c, _ := os.ReadFile(filepath.Join(dir, conf)); !bytes.Contains(c, []byte("restore_command")) {
+		missing = append(missing, "restore_command in "+conf)
+	}
+	if len(missing) > 0 {
+		v.Detail = fmt.Sprintf("PostgreSQL %s data directory without %s", major, strings.Join(missing, ", "))
+		return major, v
+	}
+	v.Status, v.Detail = "passed", fmt.Sprintf("PostgreSQL %s data directory of backup %s, set to recover from the archive when started (%s, restore_command)", major, label, signal)
+	return major, v
+}
+
+// startSteps say how to start the restored data directory.
+func (r *runner) startSteps(dir, major string, cred *syscall.Credential) []string {
+	pgCtl, err := r.pgBin(major, "pg_ctl")
+	if err != nil {
+		pgCtl = "pg_ctl"
+	}
+	start := shellJoin([]string{pgCtl, "--pgdata=" + dir, "--log=" + filepath.Join(dir, "startup.log"), "start"})
+	if cred != nil {
+		start = "runuser -u " + clusterUser + " -- " + start
+	}
+	steps := []string{"start it: " + start}
+	if _, err := os.Stat(filepath.Join(dir, "postgresql.conf")); err != nil {
+		steps = append(steps, "the backup has no postgresql.conf (the cluster kept its configuration elsewhere, e.g. /etc/postgresql): copy it into "+dir+" or add -o '-c config_file=PATH'")
+	}
+	steps = append(steps,
+		"if the original cluster still runs on this host, give the copy another port (-o '-p PORT')",
+		"at start, recovery replays the WAL archived in stanza "+r.b.Stanza+" after the backup, then promotes to a new timeline; the copy keeps the backup's archive settings (--archive-mode=preserve): once promoted, it archives as the original did")
+	return steps
+}
+
+// diskFull returns, when the file system of dir has (almost) no space left
+// for the cluster's owner, a note saying so to append to an error.
+func diskFull(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return ""
+	}
+	free, size := int64(st.Bavail)*int64(st.Bsize), int64(st.Blocks)*int64(st.Bsize)
+	if free >= 1<<20 {
+		return ""
+	}
+	return fmt.Sprintf("; the disk of %s is full: no space left on device (%s free of %s)", dir, humanBytes(free), humanBytes(size))
+}
+
+// clearDir removes everything in dir, not dir itself.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
 }
 
 // scratchPGData creates the labelled scratch directory with an empty data

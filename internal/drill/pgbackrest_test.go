@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardhq/steward/internal/backup"
 	"github.com/stewardhq/steward/internal/config"
 	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/drill"
@@ -144,6 +145,9 @@ const pgbrYAML = `services:
         backup: pitr
         verify:
           - {name: slow, sql: "SELECT count(*) FROM (SELECT pg_sleep(120)) s", expect: "== 1"}
+policies:
+  approvals:
+    - {name: restores, match: {action: [restore.run]}, auto_approve: true}
 `
 
 // TestPgBackRestDrills drills a real stanza: a full backup of 1000 orders,
@@ -234,11 +238,178 @@ func TestPgBackRestDrills(t *testing.T) {
 		b.checkFailed(rep, err, drill.StatusFailed, "no backup to restore: no backup 20200101-000000F in shop/pitr")
 	})
 
+	t.Run("restores for real into a data directory", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		restoreDataDir(t, b, s, newest)
+	})
+
+	t.Run("real restore refuses what it cannot restore into", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, yaml)
+		latest := latestLabel(t, b)
+		// A database URL: pgBackRest restores clusters, not databases.
+		_, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: s.url("shop")})
+		if err == nil || !strings.Contains(err.Error(), "pgBackRest backup of the whole cluster: it restores into a data directory") {
+			t.Fatalf("restore into a database: %v", err)
+		}
+		// A relative directory.
+		if _, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: "pgdata:restored"}); err == nil || !strings.Contains(err.Error(), "absolute path") {
+			t.Fatalf("restore into a relative path: %v", err)
+		}
+		// A directory that is not empty: refused, its file left alone.
+		full := filepath.Join(t.TempDir(), "pgdata")
+		if err := os.Mkdir(full, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(full, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		act, rep, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: "pgdata:" + full})
+		if err == nil || rep.Status != drill.StatusFailed || !strings.Contains(rep.Error, "target data directory "+full+" is not empty (1 entries: PG_VERSION…)") {
+			t.Fatalf("restore into a full directory: %v (%+v)", err, rep)
+		}
+		if !strings.Contains(act.Plan.Summary, "is not empty (1 entries): the restore will refuse it") {
+			t.Fatalf("plan %q", act.Plan.Summary)
+		}
+		if b, err := os.ReadFile(filepath.Join(full, "PG_VERSION")); err != nil || string(b) != "15\n" {
+			t.Fatalf("the target's file changed: %q, %v", b, err)
+		}
+		// Under root, a directory the postgres OS user cannot reach (a 0700
+		// test directory of root): said so before pgbackrest runs.
+		if os.Geteuid() == 0 {
+			hidden := filepath.Join(t.TempDir(), "pgdata")
+			_, rep, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: "pgdata:" + hidden})
+			if err == nil || !strings.Contains(rep.Error, "the postgres OS user cannot reach it") || hasPhase(rep, drill.PhaseRestoreData) {
+				t.Fatalf("restore into an unreachable directory: %v (%+v)", err, rep)
+			}
+			if _, err := os.Stat(hidden); !os.IsNotExist(err) {
+				t.Fatalf("the directory the refused restore made is left: %v", err)
+			}
+		}
+		if got := b.auditOutcomes("restore.run"); len(got) == 0 || got[len(got)-1] != drill.StatusFailed {
+			t.Fatalf("audit restore.run outcomes %v", got)
+		}
+	})
+
 	t.Run("killed drill is cleaned at the next start", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, yaml)
 		killedDrill(t, b, yaml)
 	})
+}
+
+// restoreDataDir restores the stanza's latest backup for real into a new
+// data directory through the restore.run action, checks what it wrote and
+// that it started nothing, then starts the cluster the way the result says
+// and checks that recovery brought back every order, also those only in
+// archived WAL (newest).
+func restoreDataDir(t *testing.T, b *bundle, s *stanza, newest time.Time) {
+	t.Helper()
+	// Under s.dir, which the postgres OS user owns (under root).
+	dir := filepath.Join(s.dir, "restored-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if _, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: "latest-is-not-an-id", To: "pgdata:" + dir}); err == nil ||
+		!strings.Contains(err.Error(), "no backup latest-is-not-an-id in shop/pitr: it lists") {
+		t.Fatalf("restore of an unknown label: %v", err)
+	}
+	label := latestLabel(t, b)
+	act, rep, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: label, To: "pgdata:" + dir})
+	if err != nil {
+		t.Fatalf("restore: %v (%+v)", err, rep)
+	}
+	t.Logf("result: %s", act.Result.Summary)
+	if !strings.Contains(act.Plan.Summary, "target data directory "+dir+" will be created") {
+		t.Fatalf("plan %q", act.Plan.Summary)
+	}
+	if rep.Status != drill.StatusPassed || rep.Mode != "restore" || rep.BackupID != label || rep.RPOSource != drill.RPOSnapshotTime || rep.RTOSeconds == nil {
+		t.Fatalf("report %+v", rep)
+	}
+	cmds := strings.Join(rep.Commands, "\n")
+	if !strings.Contains(cmds, "--pg1-path="+dir) || !strings.Contains(cmds, "--set="+label) || !strings.Contains(cmds, "--archive-mode=preserve") || strings.Contains(cmds, "pg_ctl") {
+		t.Fatalf("commands %q", rep.Commands)
+	}
+	if hasPhase(rep, drill.PhaseRecovery) || !hasPhase(rep, drill.PhaseRestoreData) {
+		t.Fatalf("phases %+v", rep.Phases)
+	}
+	status := map[string]drill.Verification{}
+	for _, v := range rep.Verifications {
+		status[v.Name] = v
+	}
+	if v := status["data directory"]; v.Status != "passed" || !strings.Contains(v.Detail, "PostgreSQL 15 data directory of backup "+label) {
+		t.Errorf("data directory verification %+v", v)
+	}
+	for _, n := range []string{"orders", "amcheck"} {
+		if v := status[n]; v.Status != "skipped" || !strings.HasPrefix(v.Detail, "not run: the restored cluster is not started") {
+			t.Errorf("verification %q = %+v", n, v)
+		}
+	}
+	if v := status["row counts"]; v.Status != "skipped" {
+		t.Errorf("row counts %+v", v)
+	}
+	// Nothing runs on the restored directory.
+	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("the restored cluster was started: %v", err)
+	}
+	for _, p := range processesUnder(t, dir) {
+		t.Fatalf("running on the restored directory: %s", p)
+	}
+	if len(rep.NextSteps) == 0 || !strings.HasPrefix(rep.NextSteps[0], "start it: ") || !strings.Contains(act.Result.Summary, "not started; start it: ") {
+		t.Fatalf("next steps %q, result %q", rep.NextSteps, act.Result.Summary)
+	}
+	start := strings.TrimPrefix(rep.NextSteps[0], "start it: ")
+	want := filepath.Join(s.bin, "pg_ctl") + " --pgdata=" + dir
+	if os.Geteuid() == 0 {
+		want = "runuser -u postgres -- " + want
+		fi, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid == 0 {
+			t.Fatalf("restored files belong to root: %v", err)
+		}
+	}
+	if !strings.HasPrefix(start, want) {
+		t.Fatalf("start command %q, want %q…", start, want)
+	}
+
+	// Start it as told (on a port and socket of its own: the source runs
+	// on this host), and let recovery replay the archived WAL.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	sock := filepath.Join(dir, "sock")
+	s.run(t, "mkdir", sock)
+	t.Cleanup(func() {
+		full := append(append([]string{}, s.asUser...), filepath.Join(s.bin, "pg_ctl"), "-D", dir, "-m", "immediate", "stop")
+		_ = exec.Command(full[0], full[1:]...).Run()
+	})
+	if out, err := exec.Command("sh", "-c", start+fmt.Sprintf(" -w -o \"-p %d -k %s -c listen_addresses='' -c archive_mode=off\"", port, sock)).CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "startup.log"))
+		t.Fatalf("start the restored cluster: %v\n%s\n%s", err, out, log)
+	}
+	psql := func(q string) string {
+		return strings.TrimSpace(s.run(t, filepath.Join(s.bin, "psql"), "-X", "-A", "-t", "-h", sock, "-p", strconv.Itoa(port), "-U", "postgres", "-d", "shop", "-c", q))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for psql("SELECT pg_is_in_recovery()") != "f" {
+		if time.Now().After(deadline) {
+			t.Fatal("recovery of the restored cluster did not finish")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := psql("SELECT count(*) || ' ' || extract(epoch FROM max(updated_at))::bigint FROM orders"); got != fmt.Sprintf("1500 %d", newest.Unix()) {
+		t.Fatalf("restored orders: %q, want 1500 up to %s", got, newest)
+	}
+}
+
+// latestLabel is the label of the stanza's latest backup.
+func latestLabel(t *testing.T, b *bundle) string {
+	t.Helper()
+	all, err := backup.ListPgBackRest(b.ctx, b.service("shop").Backup("pitr"))
+	if err != nil || len(all) == 0 {
+		t.Fatalf("list the stanza's backups: %v, %+v", err, all)
+	}
+	return all[len(all)-1].ID
 }
 
 // checkNoScratchDir asserts no scratch directory of label is left where a

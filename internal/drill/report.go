@@ -66,6 +66,9 @@ type Report struct {
 	Commands      []string          `json:"commands"`
 	BackupCmds    []string          `json:"backup_commands,omitempty"`
 	ToolVersions  map[string]string `json:"tool_versions"`
+	// NextSteps say what is left to do by hand: a data directory restored
+	// from pgBackRest is not started.
+	NextSteps []string `json:"next_steps,omitempty"`
 }
 
 // Objectives are the service's recovery objectives in seconds; null when

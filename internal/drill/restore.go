@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -24,9 +25,14 @@ type RestoreParams struct {
 	Database string `json:"database"`
 	BackupID string `json:"backup_id"`
 	// To is the target database: a secret reference (env:NAME, file:PATH)
-	// or a URL without a password.
+	// or a URL without a password. A pgBackRest backup restores a whole
+	// cluster: its target is an empty data directory, pgdata:/path.
 	To string `json:"to"`
 }
+
+// PgDataPrefix starts a restore target that is a PostgreSQL data directory
+// (pgdata:/srv/pg/restored), the target of a pgBackRest backup.
+const PgDataPrefix = "pgdata:"
 
 // RestoreKind is the restore.run action: a real restore of a backup into a
 // target database, through exactly the drill's code path (fetch, verify
@@ -57,6 +63,7 @@ type restoreTarget struct {
 	m      backup.Manifest
 	url    string // resolved target
 	redact string // target for people
+	pgdata string // the target data directory of a pgBackRest backup
 }
 
 func (k *RestoreKind) resolve(ctx context.Context, a *action.Action) (*restoreTarget, error) {
@@ -81,9 +88,12 @@ func (k *RestoreKind) resolve(ctx context.Context, a *action.Action) (*restoreTa
 		return nil, fmt.Errorf("%w: service %s has no database %q", action.ErrBadParams, t.svc.Name, t.p.Database)
 	}
 	sec := config.Secret(t.p.To)
-	if sec.IsRef() {
+	switch {
+	case sec.IsRef():
 		t.redact = t.p.To
-	} else {
+	case strings.HasPrefix(t.p.To, PgDataPrefix):
+		t.redact = t.p.To
+	default:
 		if u, err := url.Parse(t.p.To); err == nil && u.User != nil {
 			if _, has := u.User.Password(); has {
 				return nil, fmt.Errorf("%w: --to carries a password, which would be stored in the action; pass a secret reference such as env:RESTORE_URL", action.ErrBadParams)
@@ -101,24 +111,39 @@ func (k *RestoreKind) resolve(ctx context.Context, a *action.Action) (*restoreTa
 	t.url = v
 	// The backup: the one among the database's backups that holds the id.
 	var errs []error
+	unreachable := false // a backup's store could not be read
 	for i := range t.svc.Backups {
 		b := &t.svc.Backups[i]
-		if b.Database != t.db.Name || b.Repository == "" {
+		if b.Database != t.db.Name {
 			continue
 		}
-		m, err := getManifest(ctx, b, t.svc.Name, t.p.BackupID)
-		if errors.Is(err, backup.ErrNoBackup) {
+		m, err := findBackup(ctx, b, t.svc.Name, t.p.BackupID)
+		if err != nil {
+			unreachable = unreachable || !errors.Is(err, backup.ErrNoBackup)
 			errs = append(errs, err)
 			continue
-		}
-		if err != nil {
-			return nil, err
 		}
 		t.b, t.m = b, m
 		break
 	}
+	if t.b == nil && unreachable {
+		return nil, fmt.Errorf("find backup %s of %s/%s: %w", t.p.BackupID, t.svc.Name, t.db.Name, errors.Join(errs...))
+	}
 	if t.b == nil {
 		return nil, fmt.Errorf("%w: %w %s among the backups of %s/%s (%v)", action.ErrBadParams, backup.ErrNoBackup, t.p.BackupID, t.svc.Name, t.db.Name, errors.Join(errs...))
+	}
+	// A pgBackRest backup is a whole cluster: it restores into a data
+	// directory, and only it does.
+	dir, isDir := strings.CutPrefix(t.url, PgDataPrefix)
+	switch {
+	case t.b.Method == "pgbackrest" && !isDir:
+		return nil, fmt.Errorf("%w: backup %s is a pgBackRest backup of the whole cluster: it restores into a data directory, not a database; give an empty directory as --to %s/path/to/dir (Steward restores it there and starts nothing)", action.ErrBadParams, t.m.Ref(), PgDataPrefix)
+	case isDir && t.b.Method != "pgbackrest":
+		return nil, fmt.Errorf("%w: --to %s is a data directory, for pgBackRest backups; backup %s (method %s) restores into a database: give its URL", action.ErrBadParams, t.redact, t.m.Ref(), t.b.Method)
+	case isDir && !filepath.IsAbs(dir):
+		return nil, fmt.Errorf("%w: --to %s: the data directory must be an absolute path", action.ErrBadParams, t.redact)
+	case isDir:
+		t.pgdata = filepath.Clean(dir)
 	}
 	for i := range t.svc.Drills {
 		if t.svc.Drills[i].Backup == t.b.Name {
@@ -130,6 +155,43 @@ func (k *RestoreKind) resolve(ctx context.Context, a *action.Action) (*restoreTa
 		t.d = &config.Drill{Name: "restore", Backup: t.b.Name, RowCounts: "exact", Timeout: DefaultTimeout.String()}
 	}
 	return &t, nil
+}
+
+// findBackup looks backup id (ID or SERVICE/BACKUP/ID) up where backup b
+// keeps its backups: the repository's manifests, the pgBackRest stanza, or
+// what the list command prints. An id that is not there wraps
+// backup.ErrNoBackup.
+func findBackup(ctx context.Context, b *config.Backup, service, id string) (backup.Manifest, error) {
+	var list func(context.Context, *config.Backup) ([]backup.Manifest, error)
+	switch b.Method {
+	case "pgbackrest":
+		list = backup.ListPgBackRest
+	case "command":
+		list = backup.ListCommand
+	default:
+		if b.Repository == "" {
+			return backup.Manifest{}, fmt.Errorf("%w in %s/%s: it has no repository", backup.ErrNoBackup, service, b.Name)
+		}
+		return getManifest(ctx, b, service, id)
+	}
+	if strings.Contains(id, "/") {
+		rest, ok := strings.CutPrefix(id, service+"/"+b.Name+"/")
+		if !ok {
+			return backup.Manifest{}, fmt.Errorf("%w %s in %s/%s", backup.ErrNoBackup, id, service, b.Name)
+		}
+		id = rest
+	}
+	all, err := list(ctx, b)
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	for _, m := range all {
+		if m.ID == id {
+			m.Service = service
+			return m, nil
+		}
+	}
+	return backup.Manifest{}, fmt.Errorf("%w %s in %s/%s: it lists %s", backup.ErrNoBackup, id, service, b.Name, listedIDs(all))
 }
 
 func getManifest(ctx context.Context, b *config.Backup, service, id string) (backup.Manifest, error) {
@@ -165,7 +227,10 @@ func (k *RestoreKind) Plan(ctx context.Context, a *action.Action) (action.Plan, 
 	}
 	facts := map[string]any{"engine": t.db.Engine, "backup_age_hours": int(t.m.Age(time.Now()).Hours())}
 	target := "target unreachable"
-	if eng, err := k.deps.Engines.Get(t.db.Engine); err == nil {
+	if t.pgdata != "" {
+		target = describeDataDir(t.pgdata)
+		details["target_data_directory"] = target
+	} else if eng, err := k.deps.Engines.Get(t.db.Engine); err == nil {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		counts, err := eng.RowCounts(cctx, t.url)
 		cancel()
@@ -217,7 +282,8 @@ func (k *RestoreKind) Plan(ctx context.Context, a *action.Action) (action.Plan, 
 // Execute restores for real, through the drill's code path into the
 // target. The target must be an empty database (create it, restore, then
 // switch the application over); the verifications of the database's drill
-// run on the result.
+// run on the result. A pgBackRest backup is restored into an empty data
+// directory and not started: the result says how to start it.
 func (k *RestoreKind) Execute(ctx context.Context, a *action.Action) (action.Result, error) {
 	t, err := k.resolve(ctx, a)
 	if err != nil {
@@ -229,10 +295,15 @@ func (k *RestoreKind) Execute(ctx context.Context, a *action.Action) (action.Res
 	res := action.Result{Summary: fmt.Sprintf("restore %s into %s", t.m.Ref(), t.redact)}
 	if rep != nil {
 		res.Details = map[string]any{"run_id": rep.RunID, "status": rep.Status, "verifications": rep.Verifications, "phases": rep.Phases}
-		if rep.RTOSeconds != nil {
+		switch {
+		case rep.RTOSeconds != nil && t.pgdata != "":
+			res.Details["rto_seconds"] = *rep.RTOSeconds
+			res.Details["next_steps"] = rep.NextSteps
+			res.Summary += fmt.Sprintf(": data directory restored in %s (run %d), not started; %s", fmtSeconds(*rep.RTOSeconds), rep.RunID, strings.Join(rep.NextSteps, "; "))
+		case rep.RTOSeconds != nil:
 			res.Details["rto_seconds"] = *rep.RTOSeconds
 			res.Summary += fmt.Sprintf(": restored and verified in %s (run %d)", fmtSeconds(*rep.RTOSeconds), rep.RunID)
-		} else {
+		default:
 			res.Summary += fmt.Sprintf(": %s (run %d)", rep.Status, rep.RunID)
 		}
 	}

@@ -17,7 +17,9 @@ import (
 	"filippo.io/age"
 	_ "github.com/go-sql-driver/mysql" // MariaDB seeding
 
+	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/backup"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/dbx"
@@ -143,6 +145,49 @@ func (b *bundle) run(service, name string, opts drill.RunOptions) (*drill.Report
 		opts.Actor = "user:tester"
 	}
 	return drill.Run(b.ctx, b.deps(), svc, d, opts)
+}
+
+// restore creates a restore.run action of service with params and, when
+// it was created, executes it through the action pipeline (the config must
+// auto-approve restore.run). It returns the action as created (its plan),
+// the error of Create or Execute, and the report of the run it recorded.
+func (b *bundle) restore(service string, params drill.RestoreParams) (*action.Action, *drill.Report, error) {
+	b.t.Helper()
+	deps := b.deps()
+	reg := action.NewRegistry()
+	reg.Register(drill.NewRestoreKind(func() *config.Config { return b.cfg }, deps))
+	p, err := action.New(action.Options{Store: b.store, Kinds: reg, Config: b.cfg, Audit: deps.Audit, Notifier: b.outbox})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	admin := auth.NewManager(b.store, nil, deps.Audit).LocalAdmin("tester")
+	raw, _ := json.Marshal(params)
+	created, err := p.Create(b.ctx, admin, action.Request{Kind: drill.RestoreKindName, Service: service, Target: params.Database, Params: raw, Reason: "INC-7: test restore"})
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := p.Execute(b.ctx, admin, created.ID)
+	if done == nil || done.Result == nil {
+		b.t.Fatalf("execute action %d: no result: %v", created.ID, err)
+	}
+	var rep drill.Report
+	id, ok := done.Result.Details["run_id"].(int64)
+	if f, isFloat := done.Result.Details["run_id"].(float64); isFloat {
+		id, ok = int64(f), true
+	}
+	if ok {
+		row, gerr := b.store.GetDrillRun(b.ctx, id)
+		if gerr != nil {
+			b.t.Fatal(gerr)
+		}
+		if jerr := json.Unmarshal([]byte(row.Report), &rep); jerr != nil {
+			b.t.Fatal(jerr)
+		}
+	} else {
+		b.t.Fatalf("result names no run: %+v", done.Result)
+	}
+	created.Result = done.Result
+	return created, &rep, err
 }
 
 // alerts returns the events queued on the webhook channel.

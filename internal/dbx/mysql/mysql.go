@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,7 +10,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -24,6 +28,8 @@ type Engine struct {
 	// BinDir holds mariadb-dump, mariadb, mariadb-install-db and mariadbd
 	// (or their mysql names). Empty: PATH, then /usr/sbin for the server.
 	BinDir string
+
+	serverLogs sync.Map // address of an ephemeral server we run → its error log
 }
 
 var _ dbx.Engine = (*Engine)(nil)
@@ -437,12 +443,45 @@ func (e *Engine) Restore(ctx context.Context, d *dbx.Dump, dir, raw string, opts
 	cmd := &tool.Cmd{Path: bin, Args: args, Env: env, Stdin: in, StdinName: path}
 	rep := &dbx.RestoreReport{ToolVersion: toolVersion, Commands: []string{cmd.String()}}
 	start := time.Now()
-	if _, err := cmd.Run(ctx); err != nil {
-		return rep, fmt.Errorf("restore into %s: restore data: %w", name, err)
+	if out, err := cmd.Run(ctx); err != nil {
+		return rep, fmt.Errorf("restore into %s: restore data: %w%s", name, clientError(ctx, bin, out, err), e.serverProblems(cfg.Addr))
 	}
 	rep.Phases = []dbx.Phase{{Name: "restore data", Duration: time.Since(start), Bytes: in.N()}}
 	return rep, nil
 }
+
+// clientErrorLine is the line the mariadb/mysql client prints for the
+// statement that failed, e.g. "ERROR 1114 (HY000) at line 40: The table
+// 'events' is full".
+var clientErrorLine = regexp.MustCompile(`(?m)^ERROR (\d+) \([0-9A-Z]+\)(?: at line \d+)?: .*$`)
+
+// clientError words a failed restore by the client's ERROR line rather than
+// the end of its output, which in batch mode echoes the failing statement
+// (kilobytes of an extended INSERT). A full disk is said so: InnoDB reports
+// it as error 1114 "The table '…' is full" (errno 28 is only in the
+// server's error log); MyISAM, Aria and temporary files as errno 28.
+func clientError(ctx context.Context, bin string, out []byte, err error) error {
+	m := clientErrorLine.FindSubmatch(out)
+	if ctx.Err() != nil || m == nil {
+		return err
+	}
+	msg := string(bytes.TrimSpace(m[0]))
+	code, _ := strconv.Atoi(string(m[1]))
+	switch {
+	case code == erRecordFileFull:
+		return fmt.Errorf("out of disk space: %s — InnoDB's report of no space left on device (errno 28) where the server keeps its data (or of a MEMORY table at max_heap_table_size); free space there or restore onto a bigger disk", msg)
+	case strings.Contains(msg, "Errcode: 28") || strings.Contains(msg, "error 28") || strings.Contains(strings.ToLower(msg), "no space left on device"):
+		return fmt.Errorf("out of disk space: %s; free space where the server keeps its data or restore onto a bigger disk", msg)
+	}
+	cause := errors.Unwrap(err)
+	if cause == nil {
+		cause = err
+	}
+	return fmt.Errorf("%s: %w: %s", filepath.Base(bin), cause, msg)
+}
+
+// erRecordFileFull is ER_RECORD_FILE_FULL, "The table '%s' is full".
+const erRecordFileFull = 1114
 
 func checkEmpty(ctx context.Context, raw string) error {
 	db, cfg, err := open(ctx, raw, false)

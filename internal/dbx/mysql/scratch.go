@@ -163,8 +163,10 @@ func (e *Engine) ephemeral(ctx context.Context, opts dbx.ScratchOptions) (_ *dbx
 		return nil, fmt.Errorf("ephemeral mysql: %w", err)
 	}
 	cfg.DBName = opts.Label
+	e.serverLogs.Store(cfg.Addr, filepath.Join(dir, errLogName))
 	desc := fmt.Sprintf("ephemeral MariaDB server in %s on 127.0.0.1:%d, database %s", dir, port, opts.Label)
 	return dbx.NewScratch(cfg.FormatDSN(), opts.Label, desc, func(ctx context.Context) error {
+		e.serverLogs.Delete(cfg.Addr)
 		err := proc.kill(ctx)
 		_ = os.Remove(socket)
 		if rmErr := os.RemoveAll(dir); rmErr != nil {
@@ -172,6 +174,37 @@ func (e *Engine) ephemeral(ctx context.Context, opts dbx.ScratchOptions) (_ *dbx
 		}
 		return err
 	}), nil
+}
+
+// errLogName is the error log of an ephemeral server, in its directory.
+const errLogName = "mariadbd.err"
+
+// serverProblems returns, for an ephemeral server Steward runs at addr, the
+// last few [ERROR] lines of its error log, formatted to append to an error:
+// the client sees "The table 'events' is full" where the log says why
+// ("failed with error 28"), and teardown removes the log.
+func (e *Engine) serverProblems(addr string) string {
+	v, ok := e.serverLogs.Load(addr)
+	if !ok {
+		return ""
+	}
+	data, err := os.ReadFile(v.(string))
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, "[ERROR]") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return "; the scratch server's log says: " + strings.Join(lines, " | ")
 }
 
 // process is a server we started; its goroutine reaps it.
@@ -197,7 +230,7 @@ func (p *process) kill(ctx context.Context) error {
 // its own process group, so a terminal's Ctrl-C does not kill it
 // mid-restore; if Steward dies, Leftovers stops it through its pid file.
 func startServer(ctx context.Context, server, dir, data, socket string, port int, root bool) (*process, error) {
-	errLog := filepath.Join(dir, "mariadbd.err")
+	errLog := filepath.Join(dir, errLogName)
 	args := []string{"--no-defaults", "--datadir=" + data, "--socket=" + socket, "--port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1", "--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + errLog,
 		"--skip-log-bin", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
