@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/audit"
 	"github.com/stewardhq/steward/internal/auth"
@@ -136,6 +138,12 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 		}
 		if err := demoRecovery(ctx, r, ws, pg != nil, step); err != nil {
 			return fmt.Errorf("demo backups and drills: %w", err)
+		}
+		if err := demoAccess(ctx, r, pg != nil, step); err != nil {
+			return fmt.Errorf("demo access: %w", err)
+		}
+		if err := demoKit(ctx, g, ws, step); err != nil {
+			return fmt.Errorf("demo emergency kit: %w", err)
 		}
 		fmt.Fprintf(out, "\nWeb UI:  %s/login  (paste the token below; see Services, Approvals, Actions, Reviews, Audit)\n", r.URL)
 		fmt.Fprintf(out, "API:     curl -H 'Authorization: Bearer %s' %s/api/v1/services\n", secret, r.URL)
@@ -468,5 +476,176 @@ func demoIntegrity(ctx context.Context, r *running, step func(string, ...any)) e
 		return err
 	}
 	step("orders-amount re-checked: %s (%d violations); the other findings stay with their owners", strings.ToUpper(again[0].Status), again[0].Violations)
+	return nil
+}
+
+// demoAccess grants a read-only role on the catalog's PostgreSQL database
+// just in time, uses it, lets it expire and shows the revocation record; and
+// scans every database for standing privileges.
+func demoAccess(ctx context.Context, r *running, withPG bool, step func(string, ...any)) error {
+	a := r.App
+	ob, err := a.outbox(nil)
+	if err != nil {
+		return err
+	}
+	if withPG && a.cfg.Service("catalog") != nil && a.cfg.Service("catalog").AccessProfile("main", "read-only") != nil {
+		p, err := a.pipeline()
+		if err != nil {
+			return err
+		}
+		k, err := p.Kinds().Get(access.KindName)
+		if err != nil {
+			return err
+		}
+		deps := k.(*access.GrantKind).Deps()
+		as := func(name string) (auth.Principal, error) {
+			u, err := a.store.GetUser(ctx, name)
+			if err != nil {
+				return auth.Principal{}, err
+			}
+			return a.auth.Principal(u, 0, false), nil
+		}
+		erin, err := as("erin")
+		if err != nil {
+			return err
+		}
+		bob, _ := as("bob")
+		act, err := p.Create(ctx, erin, access.Request("catalog", "main", "read-only", "4s", "INC-51: check the price import", "", false))
+		if err != nil {
+			return err
+		}
+		if _, _, err := p.Approve(ctx, bob, act.ID, action.Vote{Comment: "ok for the incident", Via: "demo"}); err != nil {
+			return err
+		}
+		_, cred, err := access.Issue(ctx, p, erin, act.ID)
+		if err != nil {
+			return err
+		}
+		if cred == nil {
+			return errors.New("the grant was issued without handing over its credential")
+		}
+		step("erin asked for read-only access to catalog/main for 4s (INC-51); bob approved; Steward created role %s and handed erin its connection string once (never stored)", cred.Role)
+		conn, err := pgx.Connect(ctx, cred.DSN)
+		if err != nil {
+			return fmt.Errorf("connect with the granted role: %w", err)
+		}
+		defer conn.Close(context.Background())
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil {
+			return err
+		}
+		_, uerr := conn.Exec(ctx, "UPDATE products SET price_cents = 0 WHERE id = 1")
+		if uerr == nil {
+			return errors.New("a read-only grant could UPDATE")
+		}
+		step("with it: SELECT counted %d products; UPDATE was denied (%s)", n, firstLine(uerr.Error()))
+		time.Sleep(time.Until(cred.ExpiresAt) + 100*time.Millisecond)
+		res, err := access.Sweep(ctx, deps, time.Now())
+		if err != nil {
+			return err
+		}
+		g, err := a.store.GetGrant(ctx, cred.GrantID)
+		if err != nil {
+			return err
+		}
+		rev := access.ParseRevocation(g.Revocation)
+		var steps []string
+		for _, s := range rev.Steps {
+			steps = append(steps, fmt.Sprintf("%s %s", s.Name, s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond)))
+		}
+		if err := conn.Ping(ctx); err == nil {
+			return errors.New("the granted session survived revocation")
+		}
+		step("at expiry the sweeper revoked %d grant(s); grant %d is %s; revocation record: %s; erin's open session was terminated", res.Revoked, g.ID, g.State, strings.Join(steps, ", "))
+	}
+	for _, name := range []string{"catalog", "shop"} {
+		svc := a.cfg.Service(name)
+		if svc == nil {
+			continue
+		}
+		reps, err := access.Scan(ctx, access.ScanDeps{Store: a.store, Audit: a.auditFunc(), Notifier: ob, Logger: a.log.With("component", "access-scan")}, svc, a.actor.Actor())
+		if err != nil {
+			return err
+		}
+		for _, rep := range reps {
+			switch {
+			case rep.Note != "":
+				step("standing-privilege scan of %s/%s: %s", name, rep.Database, rep.Note)
+			case len(rep.Findings) == 0:
+				step("standing-privilege scan of %s/%s: %d login roles, no findings", name, rep.Database, len(rep.Principals))
+			default:
+				var fs []string
+				for _, f := range rep.Findings {
+					fs = append(fs, fmt.Sprintf("%s (%s: %s)", f.Principal, f.Severity, strings.Join(f.Reasons, "; ")))
+				}
+				step("standing-privilege scan of %s/%s: %d login roles, finding(s): %s", name, rep.Database, len(rep.Principals), strings.Join(fs, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// demoKit seals the emergency credentials into a kit split 3-of-5 among
+// test holders, then drills opening it with three shares and shows that two
+// are refused.
+func demoKit(ctx context.Context, g *globalOptions, ws *demo.Workspace, step func(string, ...any)) error {
+	names, recips, ids, err := demo.KitHolders(ws.Dir)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(ws.Dir, "kits", time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
+		return err
+	}
+	args := []string{"-c", ws.ConfigPath, "--log-level", "error", "kit", "create", "--shares", "5", "--threshold", "3", "--out", out}
+	for i := range names {
+		args = append(args, "--recipient", recips[i], "--holder", names[i])
+	}
+	var buf, errb strings.Builder
+	if code := run(ctx, args, strings.NewReader(""), &buf, &errb); code != 0 {
+		return fmt.Errorf("kit create: exit %d: %s", code, errb.String())
+	}
+	shares, err := filepath.Glob(filepath.Join(out, "share-*.age"))
+	if err != nil || len(shares) != 5 {
+		return fmt.Errorf("kit create wrote %d shares, want 5 (%v)", len(shares), err)
+	}
+	var plain []string
+	for i, s := range shares {
+		p, err := demo.DecryptShare(s, ids[i])
+		if err != nil {
+			return err
+		}
+		plain = append(plain, p)
+	}
+	step("sealed the emergency credentials into a kit at %s: 5 age-encrypted Shamir shares, any 3 open it, with a printable offline runbook (README.md, index.html)", out)
+	buf.Reset()
+	errb.Reset()
+	drillArgs := append([]string{"-c", ws.ConfigPath, "--log-level", "error", "kit", "drill", out}, plain[0], plain[2], plain[4])
+	if code := run(ctx, drillArgs, strings.NewReader(""), &buf, &errb); code != 0 {
+		return fmt.Errorf("kit drill: exit %d: %s", code, errb.String())
+	}
+	step("kit drill with the shares of %s, %s and %s: %s", names[0], names[2], names[4], strings.TrimSpace(firstLine(buf.String())))
+	buf.Reset()
+	errb.Reset()
+	if code := run(ctx, append([]string{"-c", ws.ConfigPath, "--log-level", "error", "kit", "drill", out}, plain[1], plain[3]), strings.NewReader(""), &buf, &errb); code == 0 {
+		return errors.New("the kit opened with two shares")
+	}
+	refusal := ""
+	for _, l := range strings.Split(errb.String(), "\n") {
+		if strings.HasPrefix(l, "steward: ") {
+			refusal = strings.TrimPrefix(l, "steward: ")
+		}
+	}
+	step("with only two shares the kit refuses to open: %s", refusal)
+	for _, p := range plain {
+		os.Remove(p) // plain test shares do not stay on disk
+	}
 	return nil
 }

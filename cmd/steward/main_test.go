@@ -298,7 +298,8 @@ func TestDemoOnce(t *testing.T) {
 	for _, want := range []string{"self-check passed", "audit log verifies", "Token for alice", "own approval was refused",
 		"the gate executed: succeeded", "broke the glass", "review 1 completed", "break_glass.used×1",
 		"backup shop/nightly", "encrypted with age", "drill shop/weekly PASSED", "from restored-data",
-		"orders-amount FAIL (3)", "orders-amount re-checked: PASS"} {
+		"orders-amount FAIL (3)", "orders-amount re-checked: PASS",
+		"UPDATE was denied", "erin's open session was terminated", "legacy_reporting (high", "kit opens: 2 credentials recovered", "refuses to open"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

@@ -68,7 +68,7 @@ func (l *loader) validateAccess(cfg *Config, i int) {
 		if err2 != nil {
 			l.errorf(l.at(ap+".break_glass_max"), "%v", err2)
 		}
-		if err1 == nil && err2 == nil && bgD > maxD {
+		if a.BreakGlass && err1 == nil && err2 == nil && bgD > maxD {
 			l.errorf(l.at(ap+".break_glass_max"), "break_glass_max %s is longer than max %s", a.BreakGlassMax, a.Max)
 		}
 		if a.Network != "" && engine == "postgres" {

@@ -45,6 +45,16 @@ func (l *loader) normalize(cfg *Config) {
 		}
 	}
 	s.Audit.SigningKey = l.absSecret(s.Audit.SigningKey, "steward.audit.signing_key")
+	for i := range cfg.Kit.Credentials {
+		c := &cfg.Kit.Credentials[i]
+		c.Secret = l.absSecret(c.Secret, fmt.Sprintf("kit.credentials[%d].secret", i))
+	}
+	for i := range cfg.Services {
+		for j := range cfg.Services[i].Databases {
+			db := &cfg.Services[i].Databases[j]
+			db.AdminURL = l.absSecret(db.AdminURL, fmt.Sprintf("services[%d].databases[%d].admin_url", i, j))
+		}
+	}
 	for i := range cfg.Notify.Channels {
 		c := &cfg.Notify.Channels[i]
 		path := fmt.Sprintf("notify.channels[%d]", i)

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"io"
 	_ "modernc.org/sqlite" // the demo's application databases are SQLite
+	"strings"
 )
 
 // Workspace describes what Setup made.
@@ -39,6 +41,9 @@ func Setup(ctx context.Context, dir string) (*Workspace, error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("demo workspace %s: %w", d, err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "emergency-shop.dsn"), []byte("sqlite://"+filepath.Join(dir, "apps", "shop.db")+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("demo emergency credential: %w", err)
 	}
 	if _, err := os.Stat(ws.ConfigPath); os.IsNotExist(err) {
 		id, err := age.GenerateX25519Identity()
@@ -115,6 +120,12 @@ policies:
       expires: 24h
   break_glass_reviewers: 2
   break_glass_review: 24h
+
+# The emergency kit seals these for when Steward itself is down.
+kit:
+  credentials:
+    - {name: backup-decryption-key, secret: file:backup.key, description: "age identity that decrypts the shop's backups"}
+    - {name: shop-database, secret: file:emergency-shop.dsn, description: "direct connection to the shop's database when Steward is down"}
 
 # The demo starts a webhook receiver on loopback and writes its address and
 # signing secret next to this file at every run.
@@ -380,4 +391,45 @@ func AppWrite(ctx context.Context, dir string, now time.Time) error {
 	ts := now.UTC().Format(time.RFC3339)
 	_, err = db.ExecContext(ctx, "INSERT INTO orders (customer_id, status, amount_cents, created_at, updated_at) VALUES (1, 'paid', 4900, ?, ?)", ts, ts)
 	return err
+}
+
+// KitHolders makes five test holders' age keys under dir/kit-holders (a
+// kit drill uses test shares, never the real holders') and returns their
+// names, recipients and identities.
+func KitHolders(dir string) (names, recipients []string, ids []*age.X25519Identity, err error) {
+	hdir := filepath.Join(dir, "kit-holders")
+	if err := os.MkdirAll(hdir, 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, n := range []string{"alice", "bob", "carol", "dana", "erin"} {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := os.WriteFile(filepath.Join(hdir, n+".key"), []byte(id.String()+"\n"), 0o600); err != nil {
+			return nil, nil, nil, err
+		}
+		names, recipients, ids = append(names, n), append(recipients, id.Recipient().String()), append(ids, id)
+	}
+	return names, recipients, ids, nil
+}
+
+// DecryptShare decrypts one holder's share file the way the holder would
+// with `age -d -i holder.key`, writing the plain share next to it.
+func DecryptShare(path string, id *age.X25519Identity) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, id)
+	if err != nil {
+		return "", fmt.Errorf("decrypt %s: %w", filepath.Base(path), err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", err
+	}
+	out := strings.TrimSuffix(path, ".age") + ".txt"
+	return out, os.WriteFile(out, b, 0o600)
 }

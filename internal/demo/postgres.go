@@ -38,7 +38,14 @@ services:
       oncall: {name: Catalog on-call, phone: "+1 555 0120"}
       escalation: {name: Head of Engineering, email: cto@example.com}
     databases:
-      - {name: main, engine: postgres, url: file:../catalog-db.url}
+      - name: main
+        engine: postgres
+        url: file:../catalog-db.url
+        # Roles allowed to hold privileges permanently; the scan reports the rest.
+        standing_access: [steward]
+    access:
+      - {database: main, profile: read-only, grants: ["SELECT ON ALL TABLES IN SCHEMA public"], max: 1h, break_glass: true, break_glass_max: 30m}
+      - {database: main, profile: read-write, grants: ["SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"], max: 30m}
     backups:
       - name: nightly
         database: main
@@ -94,7 +101,10 @@ INSERT INTO products
 SELECT i, 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 100 + (i * 37) % 50000,
        now() - make_interval(mins => (i % 1440))
 FROM generate_series(1, 10000) AS i;
-CREATE INDEX products_updated ON products (updated_at);`
+CREATE INDEX products_updated ON products (updated_at);
+-- A standing privilege nobody remembers granting, for the scan to find.
+CREATE ROLE legacy_reporting LOGIN PASSWORD 'changeme';
+GRANT UPDATE ON products TO legacy_reporting;`
 	if err := eng.Exec(ctx, sc.URL, seed); err != nil {
 		p.Close(ctx)
 		return nil, fmt.Errorf("seed the catalog: %w", err)
