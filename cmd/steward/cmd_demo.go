@@ -229,13 +229,7 @@ func demoActions(ctx context.Context, r *running, recv *demo.Receiver, step func
 	if err != nil {
 		return err
 	}
-	as := func(name string) (auth.Principal, error) {
-		u, err := a.store.GetUser(ctx, name)
-		if err != nil {
-			return auth.Principal{}, err
-		}
-		return a.auth.Principal(u, 0, false), nil
-	}
+	as := func(name string) (auth.Principal, error) { return a.principalOf(ctx, name) }
 	erin, err := as("erin")
 	if err != nil {
 		return err
@@ -437,13 +431,7 @@ func demoIntegrity(ctx context.Context, r *running, step func(string, ...any)) e
 	if err != nil {
 		return err
 	}
-	as := func(name string) (auth.Principal, error) {
-		u, err := a.store.GetUser(ctx, name)
-		if err != nil {
-			return auth.Principal{}, err
-		}
-		return a.auth.Principal(u, 0, false), nil
-	}
+	as := func(name string) (auth.Principal, error) { return a.principalOf(ctx, name) }
 	erin, err := as("erin")
 	if err != nil {
 		return err
@@ -498,13 +486,7 @@ func demoAccess(ctx context.Context, r *running, withPG bool, step func(string, 
 			return err
 		}
 		deps := k.(*access.GrantKind).Deps()
-		as := func(name string) (auth.Principal, error) {
-			u, err := a.store.GetUser(ctx, name)
-			if err != nil {
-				return auth.Principal{}, err
-			}
-			return a.auth.Principal(u, 0, false), nil
-		}
+		as := func(name string) (auth.Principal, error) { return a.principalOf(ctx, name) }
 		erin, err := as("erin")
 		if err != nil {
 			return err
@@ -648,4 +630,14 @@ func demoKit(ctx context.Context, g *globalOptions, ws *demo.Workspace, step fun
 		os.Remove(p) // plain test shares do not stay on disk
 	}
 	return nil
+}
+
+// principalOf is the principal of a user in the store, as if they had
+// authenticated: the demo acts as its users.
+func (a *app) principalOf(ctx context.Context, name string) (auth.Principal, error) {
+	u, err := a.store.GetUser(ctx, name)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return a.auth.Principal(u, 0, false), nil
 }

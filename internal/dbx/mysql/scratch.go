@@ -131,7 +131,13 @@ func (e *Engine) ephemeral(ctx context.Context, opts dbx.ScratchOptions) (_ *dbx
 		}
 	}
 	root := os.Geteuid() == 0
-	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	// Each server keeps its temporary files in its own directory: servers
+	// sharing /tmp collide on temp-table names during installation.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("ephemeral mysql: %w", err)
+	}
+	args := []string{"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp, "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if root {
 		args = append(args, "--user=root")
 	}
@@ -231,7 +237,7 @@ func (p *process) kill(ctx context.Context) error {
 // mid-restore; if Steward dies, Leftovers stops it through its pid file.
 func startServer(ctx context.Context, server, dir, data, socket string, port int, root bool) (*process, error) {
 	errLog := filepath.Join(dir, errLogName)
-	args := []string{"--no-defaults", "--datadir=" + data, "--socket=" + socket, "--port=" + strconv.Itoa(port),
+	args := []string{"--no-defaults", "--datadir=" + data, "--tmpdir=" + filepath.Join(dir, "tmp"), "--socket=" + socket, "--port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1", "--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + errLog,
 		"--skip-log-bin", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
 		"--innodb-buffer-pool-size=128M", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"}
