@@ -14,6 +14,7 @@ import (
 	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/policy"
 )
 
 // accessCmd is the `access` command group: just-in-time grants, break-glass,
@@ -132,6 +133,12 @@ func runAccessRequest(ctx context.Context, g *globalOptions, o *accessRequestOpt
 	if o.For == "" {
 		return usagef("--for is required: how long the grant lasts, e.g. --for 1h")
 	}
+	if g.Server != "" && !breakGlass {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		return remoteAccessRequest(ctx, g, o, svc, db, prof, out)
+	}
 	req := access.Request(svc, db, prof, o.For, o.Reason, o.Ticket, breakGlass)
 	return withAccess(ctx, g, func(a *app, p *action.Pipeline, d *access.Deps) error {
 		if breakGlass {
@@ -179,6 +186,10 @@ func printRequested(ctx context.Context, g *globalOptions, out io.Writer, p *act
 	if err != nil {
 		return err
 	}
+	return printRequestedDecision(g, out, act, d)
+}
+
+func printRequestedDecision(g *globalOptions, out io.Writer, act *action.Action, d policy.Decision) error {
 	if g.json() {
 		return printJSON(out, map[string]any{"action": act, "decision": d})
 	}
@@ -199,6 +210,12 @@ func newAccessIssueCmd(g *globalOptions) *cobra.Command {
 			id, err := parseID(args[0], "action")
 			if err != nil {
 				return err
+			}
+			if g.Server != "" {
+				if err := g.validate(); err != nil {
+					return err
+				}
+				return remoteAccessIssue(cmd.Context(), g, id, cmd.OutOrStdout())
 			}
 			return withAccess(cmd.Context(), g, func(a *app, p *action.Pipeline, d *access.Deps) error {
 				return issueAndPrint(cmd.Context(), g, cmd.OutOrStdout(), a, p, d, id)
@@ -230,6 +247,10 @@ func printIssued(ctx context.Context, g *globalOptions, out io.Writer, d *access
 	if err != nil {
 		return err
 	}
+	return printIssuedGrant(g, out, act, gr, cred)
+}
+
+func printIssuedGrant(g *globalOptions, out io.Writer, act *action.Action, gr access.Grant, cred *access.Credential) error {
 	if g.json() {
 		return printJSON(out, map[string]any{"action": act, "grant": gr, "credential": cred})
 	}
@@ -258,6 +279,12 @@ func newAccessListCmd(g *globalOptions) *cobra.Command {
 		Short: "List grants, newest first: who, what, why, approvers, expiry, state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.Server != "" {
+				if err := g.validate(); err != nil {
+					return err
+				}
+				return remoteAccessList(cmd.Context(), g, o, cmd.OutOrStdout())
+			}
 			return withAccess(cmd.Context(), g, func(_ *app, _ *action.Pipeline, d *access.Deps) error {
 				gs, err := access.List(cmd.Context(), d, access.ListFilter{Active: o.Active, Service: o.Service, Limit: o.Limit})
 				if err != nil {
@@ -306,6 +333,12 @@ func newAccessShowCmd(g *globalOptions) *cobra.Command {
 			id, err := parseID(args[0], "access")
 			if err != nil {
 				return err
+			}
+			if g.Server != "" {
+				if err := g.validate(); err != nil {
+					return err
+				}
+				return remoteAccessShow(cmd.Context(), g, id, cmd.OutOrStdout())
 			}
 			return withAccess(cmd.Context(), g, func(_ *app, _ *action.Pipeline, d *access.Deps) error {
 				gr, err := access.Get(cmd.Context(), d, id)
@@ -373,6 +406,12 @@ func newAccessRevokeCmd(g *globalOptions) *cobra.Command {
 			}
 			if strings.TrimSpace(reason) == "" {
 				return usagef("--reason is required: say why the grant ends early")
+			}
+			if g.Server != "" {
+				if err := g.validate(); err != nil {
+					return err
+				}
+				return remoteAccessRevoke(cmd.Context(), g, id, reason, cmd.OutOrStdout())
 			}
 			return withAccess(cmd.Context(), g, func(a *app, _ *action.Pipeline, d *access.Deps) error {
 				_, rerr := access.Revoke(cmd.Context(), d, a.actor, id, reason)

@@ -51,6 +51,7 @@ func (s *Server) actionRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/reviews", s.actionAPI(auth.PermRead, s.apiReviews))
 	mux.Handle("POST /api/v1/reviews/{id}/complete", s.actionAPI("", s.apiCompleteReview))
 	mux.HandleFunc("POST /api/v1/slack/interactions", s.slackInteraction)
+	s.accessRoutes(mux)
 }
 
 // actionAPI is api for the routes that need the pipeline: 503 without one.

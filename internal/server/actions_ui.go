@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/policy"
@@ -27,6 +28,7 @@ func (s *Server) actionUIRoutes(mux *http.ServeMux) {
 	// As in the API, the pipeline decides who may vote and audits refusals.
 	mux.Handle("POST /actions/{id}/approve", s.actionUI("", backToAction, s.voteForm("approve")))
 	mux.Handle("POST /actions/{id}/reject", s.actionUI("", backToAction, s.voteForm("reject")))
+	mux.Handle("POST /actions/{id}/issue", s.actionUI("", backToAction, s.issueForm))
 	mux.Handle("GET /reviews", s.actionUI(auth.PermRead, nil, s.reviewsPage))
 	mux.Handle("POST /reviews/{id}/complete", s.actionUI("", backToReviews, s.completeForm))
 }
@@ -123,6 +125,7 @@ type actionData struct {
 	Comment  string // what the person typed, kept when a vote is refused
 	Mine     bool   // the viewer requested it
 	Pending  bool   // votes are possible
+	Issuable bool   // an approved access grant: its requester may issue it
 }
 
 func (s *Server) actionPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -154,6 +157,7 @@ func (s *Server) renderAction(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	d.Mine = a.Requester == p.User.Name
 	d.Pending = a.State == action.PendingApproval
+	d.Issuable = a.Kind == access.KindName && a.State == action.Approved && s.access != nil
 	s.render(w, r, status, "action", page{Title: fmt.Sprintf("Action #%d", a.ID), Nav: "approvals", User: p.User.Name, Data: d})
 	return nil
 }
@@ -217,6 +221,55 @@ func (s *Server) voteForm(decision string) uiFunc {
 		http.Redirect(w, r, fmt.Sprintf("/actions/%d?done=%s", id, decision), http.StatusSeeOther)
 		return nil
 	}
+}
+
+// issuedData is the page that shows a grant's connection string, once.
+type issuedData struct {
+	Action  *action.Action
+	Grant   *access.Grant
+	DSN     string
+	Command string // a client command line for the engine
+	Error   string // a step after the handover failed
+}
+
+// issueForm issues an approved grant to its requester and shows the
+// connection string on the answer to this post, once: the page is not
+// stored, and posting again is refused as already issued.
+func (s *Server) issueForm(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r, "action")
+	if err != nil {
+		return err
+	}
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if s.access == nil {
+		return errAccessDisabled
+	}
+	out, err := s.issueGrant(r.Context(), p, s.access, id)
+	if err != nil {
+		if !showOnPage(err) {
+			return err
+		}
+		he := s.fail(r, err)
+		return s.renderAction(w, r, p, id, he.Status, actionData{Error: &he})
+	}
+	if out.Credential == nil {
+		// The kind failed: the action's page shows why.
+		http.Redirect(w, r, fmt.Sprintf("/actions/%d", id), http.StatusSeeOther)
+		return nil
+	}
+	c := out.Credential
+	d := issuedData{Action: out.Action, Grant: out.Grant, DSN: out.DSN, Error: out.Error}
+	switch c.Engine {
+	case "postgres":
+		d.Command = fmt.Sprintf("psql %q", c.DSN)
+	case "mysql":
+		d.Command = fmt.Sprintf("mariadb -h %s -P %s -u %s -p'%s' %s", c.Host, c.Port, c.Role, c.Password, c.Database)
+	}
+	noStore(w)
+	s.render(w, r, http.StatusOK, "issued", page{Title: fmt.Sprintf("Grant #%d issued", out.Grant.ID), Nav: "approvals", User: p.User.Name, Data: d})
+	return nil
 }
 
 // reviewItem is a review on the reviews page.

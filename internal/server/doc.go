@@ -10,6 +10,13 @@
 // and map its errors through errorStatus. Votes record where they came
 // from: via "api", "ui" or "slack".
 //
+// Access grants (when the pipeline has the access.grant kind):
+// /api/v1/access/grants requests, lists, shows and revokes grants, and
+// .../{action_id}/issue, like the "Issue credentials" form on an approved
+// grant's page, executes the grant for its requester only and returns the
+// connection string in that one no-store answer. It is never stored, logged
+// or audited; a second issue is 409 "already issued".
+//
 // Authentication: every /api/v1 call and every UI page needs an API token,
 // as "Authorization: Bearer <token>" or in the steward_token cookie that
 // /login sets (HttpOnly, SameSite=Strict, Secure under TLS). Authenticated

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/notify/slack"
@@ -34,6 +35,7 @@ var errSlackSecret = errors.New("the slack signing secret cannot be read")
 const (
 	reloadHint   = "reload the action (GET /api/v1/actions/ID or its page) to see its current state"
 	showHint     = "see who may vote and what is still needed with GET /api/v1/actions/ID or `steward action show ID`; `steward policy test` explains the rules"
+	issueHint    = "the requester issues an approved grant, once: POST /api/v1/access/grants/ACTION/issue, `steward access issue ACTION`, or Issue credentials on the action's page"
 	slackSigHint = "Slack signs every request with the app's signing secret; check that the secret of the slack channel in steward.yaml is that app's signing secret and that the server clock is right"
 )
 
@@ -68,6 +70,8 @@ func errorStatus(err error) httpError {
 		return httpError{http.StatusForbidden, err.Error(), "ask an admin for a role with that permission (`steward user roles USER ROLE...`)"}
 	case errors.Is(err, errActionsDisabled):
 		return httpError{http.StatusServiceUnavailable, err.Error(), "this server was started without the action pipeline; operators: pass server.Options.Actions"}
+	case errors.Is(err, errAccessDisabled):
+		return httpError{http.StatusServiceUnavailable, err.Error(), "this server's action pipeline has no access.grant kind; operators: register access.NewGrantKind"}
 	case errors.Is(err, errSlackNotConfigured):
 		return httpError{http.StatusNotFound, err.Error(), "add the Slack app's signing secret to a slack channel under notify.channels (secret: env:SLACK_SIGNING_SECRET) and reload"}
 	case errors.Is(err, errSlackSecret):
@@ -101,6 +105,20 @@ func errorStatus(err error) httpError {
 		return httpError{http.StatusBadRequest, err.Error(), "say why: \"reason\" when requesting an action, \"comment\" when rejecting, \"notes\" when completing a review"}
 	case errors.Is(err, action.ErrUnknownKind), errors.Is(err, action.ErrUnknownService), errors.Is(err, action.ErrBadParams):
 		return httpError{http.StatusBadRequest, err.Error(), "the message says what is accepted; fix the request and send it again"}
+
+	// The access package's refusals.
+	case errors.Is(err, access.ErrUnknownProfile), errors.Is(err, access.ErrTooLong), errors.Is(err, access.ErrUnsupported):
+		return httpError{http.StatusBadRequest, err.Error(), "the message names what is configured and allowed; fix the request and send it again"}
+	case errors.Is(err, access.ErrBreakGlassForbidden):
+		return httpError{http.StatusForbidden, err.Error(), "request the grant for approval instead (POST /api/v1/access/grants or `steward access request`)"}
+	case errors.Is(err, access.ErrNotRequester):
+		return httpError{http.StatusForbidden, err.Error(), issueHint}
+	case errors.Is(err, errAlreadyIssued):
+		return httpError{http.StatusConflict, err.Error(), "if the connection string is lost, revoke the grant (POST /api/v1/access/grants/ID/revoke) and request a new one"}
+	case errors.Is(err, access.ErrNotRevocable):
+		return httpError{http.StatusConflict, err.Error(), "see the grant's state and revocation record with GET /api/v1/access/grants/ID"}
+	case errors.Is(err, access.ErrRevocationPending):
+		return httpError{http.StatusConflict, err.Error(), "the sweeper keeps retrying it; GET /api/v1/access/grants/ID shows the next attempt and the last error"}
 
 	case errors.Is(err, store.ErrNotFound):
 		return httpError{http.StatusNotFound, err.Error(), ""}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
@@ -42,7 +43,9 @@ type Options struct {
 	// Actions is the action pipeline behind /api/v1/actions, the approval
 	// pages and the Slack buttons. nil: those answer 503 "actions are not
 	// enabled". The pipeline keeps its own copy of the configuration: on a
-	// reload, call both Server.SetConfig and Pipeline.SetConfig.
+	// reload, call both Server.SetConfig and Pipeline.SetConfig. When the
+	// pipeline has the access.grant kind, /api/v1/access/grants and the
+	// "Issue credentials" form serve it too.
 	Actions *action.Pipeline
 }
 
@@ -56,6 +59,7 @@ type Server struct {
 	version string
 	ready   func(ctx context.Context) error
 	actions *action.Pipeline
+	access  *access.Deps     // the pipeline's access.grant kind; nil without one
 	now     func() time.Time // the clock for Slack signature checks and ages
 
 	snap     atomic.Pointer[snapshot]
@@ -87,6 +91,7 @@ func New(opts Options) (*Server, error) {
 		version: opts.Version,
 		ready:   opts.Ready,
 		actions: opts.Actions,
+		access:  accessDepsOf(opts.Actions),
 		now:     time.Now,
 	}
 	if s.log == nil {

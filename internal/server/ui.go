@@ -28,6 +28,7 @@ var pageFiles = map[string][]string{
 	"actions":   {"actions.html", "action_parts.html"},
 	"action":    {"action.html", "action_parts.html"},
 	"reviews":   {"reviews.html", "action_parts.html"},
+	"issued":    {"issued.html"},
 }
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
