@@ -70,6 +70,7 @@ type Service struct {
 	Checks      []Check           `yaml:"checks" doc:"Integrity checks of the service's operative data."`
 	Fixes       []Fix             `yaml:"fixes" doc:"Reviewed, parameterized data repairs, applied through the action pipeline."`
 	Access      []Access          `yaml:"access" doc:"Just-in-time access profiles for the service's databases."`
+	Probes      []Probe           `yaml:"probes" doc:"Synthetic probes that check from the outside that the service works for its users."`
 }
 
 // Contacts lists who to call for a service.

@@ -177,6 +177,12 @@ func noun(t reflect.Type) string {
 		return "route"
 	case reflect.TypeFor[RouteMatch]():
 		return "match"
+	case reflect.TypeFor[Probe]():
+		return "probe"
+	case reflect.TypeFor[Step]():
+		return "step"
+	case reflect.TypeFor[BasicAuth]():
+		return "basic_auth"
 	}
 	return ""
 }

@@ -386,6 +386,7 @@ func (l *loader) validateService(cfg *Config, i int, first map[string]int) {
 	l.validateRecovery(cfg, i)
 	l.validateIntegrity(cfg, i)
 	l.validateAccess(cfg, i)
+	l.validateProbes(cfg, i)
 }
 
 // checkDBURL validates a database URL, resolving it first if it is a
