@@ -15,6 +15,7 @@ import (
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/policy"
+	"github.com/stewardhq/steward/internal/store"
 )
 
 // accessCmd is the `access` command group: just-in-time grants, break-glass,
@@ -133,9 +134,12 @@ func runAccessRequest(ctx context.Context, g *globalOptions, o *accessRequestOpt
 	if o.For == "" {
 		return usagef("--for is required: how long the grant lasts, e.g. --for 1h")
 	}
-	if g.Server != "" && !breakGlass {
+	if g.Server != "" {
 		if err := g.validate(); err != nil {
 			return err
+		}
+		if breakGlass {
+			return remoteAccessBreakGlass(ctx, g, o, svc, db, prof, out)
 		}
 		return remoteAccessRequest(ctx, g, o, svc, db, prof, out)
 	}
@@ -149,10 +153,7 @@ func runAccessRequest(ctx context.Context, g *globalOptions, o *accessRequestOpt
 			if err := printIssued(ctx, g, out, d, act, cred); err != nil {
 				return err
 			}
-			if !g.json() {
-				fmt.Fprintf(out, "BREAK-GLASS: every channel was notified; review %d must be completed by %d other people before %s:\n  steward review complete %d --notes \"…\"\n",
-					review.ID, review.Required, review.Deadline.Format(time.RFC3339), review.ID)
-			}
+			printBreakGlassReview(g, out, review)
 			return err
 		}
 		act, err := p.Create(ctx, a.actor, req)
@@ -179,6 +180,15 @@ func runAccessRequest(ctx context.Context, g *globalOptions, o *accessRequestOpt
 		}
 		return issueAndPrint(ctx, g, out, a, p, d, act.ID)
 	})
+}
+
+// printBreakGlassReview tells who broke the glass what happens next.
+func printBreakGlassReview(g *globalOptions, out io.Writer, review store.ReviewRow) {
+	if g.json() {
+		return
+	}
+	fmt.Fprintf(out, "BREAK-GLASS: every channel was notified; review %d must be completed by %d other people before %s:\n  steward review complete %d --notes \"…\"\n",
+		review.ID, review.Required, review.Deadline.Format(time.RFC3339), review.ID)
 }
 
 func printRequested(ctx context.Context, g *globalOptions, out io.Writer, p *action.Pipeline, act *action.Action) error {

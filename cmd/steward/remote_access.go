@@ -12,11 +12,12 @@ import (
 
 	"github.com/stewardhq/steward/internal/access"
 	"github.com/stewardhq/steward/internal/action"
+	"github.com/stewardhq/steward/internal/store"
 )
 
 // The access commands against a server (--server, --token): the server's
-// pipeline applies the policy, and its issue call hands the connection
-// string to this process once, as the local path does.
+// pipeline applies the policy, and its issue and break-glass calls hand the
+// connection string to this process once, as the local path does.
 
 func grantPath(id int64, verb string) string {
 	p := "/api/v1/access/grants/" + strconv.FormatInt(id, 10)
@@ -32,6 +33,41 @@ type remoteIssued struct {
 	Grant      *access.Grant      `json:"grant"`
 	Credential *access.Credential `json:"credential"`
 	Error      string             `json:"error"`
+}
+
+// remoteBreakGlass is the answer of the break-glass call.
+type remoteBreakGlass struct {
+	remoteIssued
+	Review store.ReviewRow `json:"review"`
+}
+
+// remoteAccessBreakGlass issues a break-glass grant to the caller through
+// the server, which checks the break_glass permission and the profile, and
+// prints it as the local path does.
+func remoteAccessBreakGlass(ctx context.Context, g *globalOptions, o *accessRequestOptions, svc, db, prof string, out io.Writer) error {
+	body := map[string]string{"service": svc, "database": db, "profile": prof, "for": o.For, "reason": o.Reason, "ticket": o.Ticket}
+	var r remoteBreakGlass
+	if err := g.apiCall(ctx, http.MethodPost, "/api/v1/access/break-glass", body, &r); err != nil {
+		return err
+	}
+	if r.Credential == nil {
+		if r.Action != nil && r.Action.State == action.Failed {
+			return fmt.Errorf("%w: break-glass action %d failed: %s; review %d is open all the same", errFailed, r.Action.ID, r.Action.Error, r.Review.ID)
+		}
+		return fmt.Errorf("server answered without a credential")
+	}
+	gr := access.Grant{ID: r.Credential.GrantID, Role: r.Credential.Role, ExpiresAt: r.Credential.ExpiresAt, BreakGlass: true}
+	if r.Grant != nil {
+		gr = *r.Grant
+	}
+	if err := printIssuedGrant(g, out, r.Action, gr, r.Credential); err != nil {
+		return err
+	}
+	printBreakGlassReview(g, out, r.Review)
+	if r.Error != "" {
+		return fmt.Errorf("%w: grant %d was issued, then: %s", errFailed, gr.ID, r.Error)
+	}
+	return nil
 }
 
 // remoteGrant is the answer of the grant and revoke calls.

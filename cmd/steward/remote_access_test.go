@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +114,124 @@ func TestAccessCLIAgainstServer(t *testing.T) {
 	var gs []json.RawMessage
 	if r := remote("bob", "access", "list", "--active", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &gs) != nil || len(gs) != 0 {
 		t.Fatalf("active after revoke: %+v", r)
+	}
+}
+
+// breakGlassCLIConfig is accessConfig with a custom role holding only
+// read and break_glass, and a profile that refuses break-glass.
+const breakGlassCLIConfig = `steward:
+  data_dir: data
+roles:
+  - {name: responder, permissions: [read, break_glass]}
+services:
+  - name: shop
+    databases:
+      - {name: main, engine: postgres, url: "APPDB"}
+    access:
+      - {database: main, profile: read-only, grants: ["SELECT ON ALL TABLES IN SCHEMA public"], max: 4h, break_glass: true, break_glass_max: 1h}
+      - {database: main, profile: writer, grants: ["SELECT, UPDATE ON ALL TABLES IN SCHEMA public"], max: 1h}
+policies:
+  break_glass_reviewers: 2
+`
+
+// `access break-glass --server` issues the grant through the server to a
+// user whose custom role holds break_glass, prints it as the local command
+// does, once, and is refused what the server refuses.
+func TestAccessBreakGlassCLIAgainstServer(t *testing.T) {
+	t.Parallel()
+	e := setupAccessCLI(t)
+	if err := os.WriteFile(e.cfg, []byte(strings.ReplaceAll(breakGlassCLIConfig, "APPDB", e.appURL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := steward(t, "-c", e.cfg, "user", "add", "rita", "--role", "responder", "-o", "json")
+	var res userAddResult
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil {
+		t.Fatalf("user add rita: %+v", r)
+	}
+	e.tokens["rita"] = res.Token
+	url, stop := startServeConfig(t, e.cfg, "")
+	defer stop()
+	remote := func(user string, args ...string) result {
+		return stewardWithAccess(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
+	}
+	bg := func(user, target, dur string, extra ...string) result {
+		return remote(user, append([]string{"access", "break-glass", target, "--for", dur, "--reason", "INC-43: checkout down"}, extra...)...)
+	}
+
+	for _, c := range []struct {
+		user, target, dur, want string
+	}{
+		{"alice", "shop/main/read-only", "10m", "break_glass permission"},
+		{"rita", "shop/main/writer", "10m", "break_glass: false"},
+		{"rita", "shop/main/read-only", "2h", "at most 1h"},
+	} {
+		if r := bg(c.user, c.target, c.dur); r.code != exitUsage || !strings.Contains(r.stderr, c.want) || r.stdout != "" {
+			t.Errorf("break-glass %s --for %s as %s: %+v, want exit %d with %q", c.target, c.dur, c.user, r, exitUsage, c.want)
+		}
+	}
+	if r := remote("rita", "access", "break-glass", "shop/main/read-only", "--reason", "x"); r.code != exitUsage || !strings.Contains(r.stderr, "--for is required") {
+		t.Errorf("without --for: %+v", r)
+	}
+
+	// Text: the grant, the connection string once, and the review to do.
+	r = bg("rita", "shop/main/read-only", "10m")
+	if r.code != 0 {
+		t.Fatalf("break-glass: %+v", r)
+	}
+	for _, want := range []string{"issued: role stw_rita_", "on shop/main (read-only) until", "connection string (shown once; Steward keeps only its hash):",
+		"psql \"postgres://", "BREAK-GLASS: every channel was notified; review 1 must be completed by 2 other people before", "steward review complete 1 --notes"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("break-glass output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	lines := strings.Split(r.stdout, "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "connection string") })
+	if i < 0 || i+1 >= len(lines) {
+		t.Fatalf("no connection string in:\n%s", r.stdout)
+	}
+	dsn := strings.TrimSpace(lines[i+1])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect with the printed DSN %q: %v", dsn, err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("select: %d %v", n, err)
+	}
+	conn.Close(ctx)
+
+	// JSON: what the local command prints, {action, grant, credential}.
+	r = bg("rita", "shop/main/read-only", "5m", "-o", "json")
+	var keys map[string]json.RawMessage
+	var out issuedOutput
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &keys) != nil || json.Unmarshal([]byte(r.stdout), &out) != nil {
+		t.Fatalf("break-glass -o json: %+v", r)
+	}
+	if k := slices.Sorted(maps.Keys(keys)); strings.Join(k, ",") != "action,credential,grant" {
+		t.Errorf("JSON keys %v, want those of the local command", k)
+	}
+	var flags struct {
+		BreakGlass bool `json:"break_glass"`
+	}
+	var actFlags = flags
+	if out.Credential.DSN == "" || out.Grant.State != "active" || json.Unmarshal(keys["grant"], &flags) != nil || !flags.BreakGlass ||
+		json.Unmarshal(keys["action"], &actFlags) != nil || !actFlags.BreakGlass {
+		t.Fatalf("break-glass -o json: %s", r.stdout)
+	}
+	if strings.Contains(r.stdout, dsn) {
+		t.Fatal("the second grant has the first one's connection string")
+	}
+
+	// Both are listed as break-glass, without their secrets; they end like
+	// any grant.
+	r = remote("alice", "access", "list", "--active")
+	if r.code != 0 || strings.Count(r.stdout, "active (break-glass)") != 2 || strings.Contains(r.stdout, out.Credential.Password) {
+		t.Fatalf("list: %+v", r)
+	}
+	for _, id := range []int64{out.Grant.ID - 1, out.Grant.ID} {
+		if r := remote("rita", "access", "revoke", itoa(id), "--reason", "INC-43 fixed"); r.code != 0 || !strings.Contains(r.stdout, "REVOKED") {
+			t.Fatalf("revoke %d: %+v", id, r)
+		}
 	}
 }

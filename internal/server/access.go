@@ -38,6 +38,10 @@ func (s *Server) accessRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/access/grants/{id}", s.accessAPI(auth.PermRead, s.apiGrant))
 	mux.Handle("POST /api/v1/access/grants/{id}/issue", s.accessAPI("", s.apiIssueGrant))
 	mux.Handle("POST /api/v1/access/grants/{id}/revoke", s.accessAPI("", s.apiRevokeGrant))
+	// The pipeline refuses (and audits) a caller without break_glass; the
+	// access package refuses a profile without break-glass or a duration
+	// over its break_glass_max.
+	mux.Handle("POST /api/v1/access/break-glass", s.accessAPI("", s.apiBreakGlassGrant))
 }
 
 // accessDepsOf returns the dependencies of the pipeline's access.grant
@@ -82,21 +86,10 @@ type grantRequest struct {
 // apiRequestGrant creates an access.grant action, which then needs
 // approvals like any other.
 func (s *Server) apiRequestGrant(w http.ResponseWriter, r *http.Request, p auth.Principal, _ *access.Deps) error {
-	var body grantRequest
-	if err := decodeBody(w, r, &body, true); err != nil {
+	req, err := decodeGrantRequest(w, r, false)
+	if err != nil {
 		return err
 	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"service", body.Service}, {"database", body.Database}, {"profile", body.Profile}} {
-		if strings.TrimSpace(f.v) == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s required, e.g. {\"service\": \"shop\", \"database\": \"main\", \"profile\": \"read-only\", \"for\": \"1h\", \"reason\": \"INC-42\"}",
-			errBadRequest, strings.Join(missing, ", "))
-	}
-	req := access.Request(body.Service, body.Database, body.Profile, body.For, body.Reason, body.Ticket, false)
 	a, err := s.actions.Create(r.Context(), p, req)
 	if err != nil {
 		return err
@@ -108,6 +101,26 @@ func (s *Server) apiRequestGrant(w http.ResponseWriter, r *http.Request, p auth.
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/actions/%d", a.ID))
 	s.writeJSON(w, r, http.StatusCreated, map[string]any{"action": a, "decision": d})
 	return nil
+}
+
+// decodeGrantRequest reads a grantRequest body into the action request of
+// a grant.
+func decodeGrantRequest(w http.ResponseWriter, r *http.Request, breakGlass bool) (action.Request, error) {
+	var body grantRequest
+	if err := decodeBody(w, r, &body, true); err != nil {
+		return action.Request{}, err
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"service", body.Service}, {"database", body.Database}, {"profile", body.Profile}} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return action.Request{}, fmt.Errorf("%w: %s required, e.g. {\"service\": \"shop\", \"database\": \"main\", \"profile\": \"read-only\", \"for\": \"1h\", \"reason\": \"INC-42\"}",
+			errBadRequest, strings.Join(missing, ", "))
+	}
+	return access.Request(body.Service, body.Database, body.Profile, body.For, body.Reason, body.Ticket, breakGlass), nil
 }
 
 // issuedJSON is the answer of an issue call: the only place the connection
@@ -181,10 +194,20 @@ func (s *Server) issueGrant(ctx context.Context, p auth.Principal, d *access.Dep
 		}
 		return issuedJSON{}, err
 	}
+	return s.issued(ctx, p, d, a, cred, err), nil
+}
+
+// issued is the answer that hands cred over, with the grant as recorded.
+// err is a step that failed after the role was created: the credential is
+// the requester's all the same, and the answer says what went wrong. The
+// log names the grant and the role, never the connection string.
+func (s *Server) issued(ctx context.Context, p auth.Principal, d *access.Deps, a *action.Action, cred *access.Credential, err error) issuedJSON {
 	out := issuedJSON{Action: a, DSN: cred.DSN, Credential: cred}
+	var id int64
+	if a != nil {
+		id = a.ID
+	}
 	if err != nil {
-		// The role exists and the credential is the requester's: hand it
-		// over with what went wrong afterwards.
 		s.log.Warn("grant issued, then a step failed", "action", id, "grant", cred.GrantID, "actor", p.Actor(), "err", err)
 		out.Error = err.Error()
 	}
@@ -192,11 +215,53 @@ func (s *Server) issueGrant(ctx context.Context, p auth.Principal, d *access.Dep
 	if gerr != nil {
 		s.log.Error("read issued grant", "grant", cred.GrantID, "err", gerr)
 		g = access.Grant{ID: cred.GrantID, ActionID: id, Role: cred.Role, Engine: cred.Engine, Database: cred.Database,
-			Requester: p.User.Name, ExpiresAt: cred.ExpiresAt, State: access.StateActive}
+			Requester: p.User.Name, ExpiresAt: cred.ExpiresAt, State: access.StateActive, BreakGlass: a != nil && a.BreakGlass}
 	}
 	out.Grant = &g
-	s.log.Info("grant issued", "action", id, "grant", cred.GrantID, "role", cred.Role, "actor", p.Actor())
-	return out, nil
+	s.log.Info("grant issued", "action", id, "grant", cred.GrantID, "role", cred.Role, "actor", p.Actor(), "break_glass", g.BreakGlass)
+	return out
+}
+
+// breakGlassJSON is the answer of a break-glass grant: the issue answer
+// and the review that break-glass opened.
+type breakGlassJSON struct {
+	issuedJSON
+	Review reviewJSON `json:"review"`
+}
+
+// apiBreakGlassGrant issues a grant at once, without approvals, to the
+// caller, through the pipeline's break-glass path: every channel is
+// notified, the action and the grant are flagged and a review is opened.
+// The connection string is in this answer only (201). As with the break-
+// glass of any action, a grant the database refused is an answer too: 201
+// with the action "failed", its review and no credential, since the glass
+// is broken and the review open either way.
+func (s *Server) apiBreakGlassGrant(w http.ResponseWriter, r *http.Request, p auth.Principal, d *access.Deps) error {
+	req, err := decodeGrantRequest(w, r, true)
+	if err != nil {
+		return err
+	}
+	// The credential exists only in this call: finish issuing even if the
+	// client goes away, so the grant is recorded whole either way.
+	ctx := context.WithoutCancel(r.Context())
+	a, review, cred, err := access.BreakGlass(ctx, s.actions, p, req)
+	noStore(w)
+	if cred == nil {
+		if a == nil || a.State != action.Failed {
+			if err == nil {
+				err = errors.New("break-glass grant issued no credential")
+			}
+			return err
+		}
+		s.log.Info("break-glass grant not issued", "action", a.ID, "actor", p.Actor(), "err", err)
+		w.Header().Set("Location", fmt.Sprintf("/api/v1/actions/%d", a.ID))
+		s.writeJSON(w, r, http.StatusCreated, breakGlassJSON{issuedJSON: issuedJSON{Action: a, Error: a.Error}, Review: s.reviewView(review)})
+		return nil
+	}
+	out := breakGlassJSON{issuedJSON: s.issued(ctx, p, d, a, cred, err), Review: s.reviewView(review)}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/access/grants/%d", cred.GrantID))
+	s.writeJSON(w, r, http.StatusCreated, out)
+	return nil
 }
 
 // mayIssue refuses what must not reach the pipeline: another kind, another

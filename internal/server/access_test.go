@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/gate"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/testenv"
 )
@@ -75,6 +77,15 @@ type accessBundle struct {
 
 func setupAccess(t *testing.T) *accessBundle {
 	t.Helper()
+	return setupAccessConfig(t, accessConfig)
+}
+
+// setupAccessConfig is setupAccess with another configuration (APPDB is
+// replaced by the application database's URL). Custom roles get their
+// permissions, and notifications go to a real outbox on the store, routed
+// by the configuration's notify section.
+func setupAccessConfig(t *testing.T, cfgText string) *accessBundle {
+	t.Helper()
 	ctx := context.Background()
 	appURL := testenv.PostgresURL(t)
 	storeURL := testenv.PostgresURL(t)
@@ -86,7 +97,7 @@ func setupAccess(t *testing.T) *accessBundle {
 	if _, err := app.Exec(ctx, "CREATE TABLE orders (id int PRIMARY KEY, status text); INSERT INTO orders VALUES (1, 'pending'), (2, 'paid')"); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "steward.yaml"), []byte(strings.ReplaceAll(accessConfig, "APPDB", appURL)), config.LoadOptions{})
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "steward.yaml"), []byte(strings.ReplaceAll(cfgText, "APPDB", appURL)), config.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +110,13 @@ func setupAccess(t *testing.T) *accessBundle {
 	t.Cleanup(func() { st.Close() })
 	b := &accessBundle{actionsBundle: &actionsBundle{bundle: &bundle{store: st, audit: storeAudit(st), reg: prometheus.NewRegistry()},
 		cfg: cfg, tokens: map[string]string{}}, appURL: appURL, logs: logs}
-	b.auth = auth.NewManager(st, nil, b.audit)
+	custom := map[string][]auth.Permission{}
+	for _, r := range cfg.Roles {
+		for _, p := range r.Permissions {
+			custom[r.Name] = append(custom[r.Name], auth.Permission(p))
+		}
+	}
+	b.auth = auth.NewManager(st, custom, b.audit)
 	for _, u := range cfg.Users {
 		_, tok, err := b.auth.AddUser(ctx, "local:test", u.Name, u.Name+"@example.com", u.Roles, true)
 		if err != nil {
@@ -110,9 +127,10 @@ func setupAccess(t *testing.T) *accessBundle {
 	current := func() *config.Config { return cfg }
 	kinds := action.NewRegistry()
 	kinds.Register(&gate.Gate{Config: current})
+	outbox := notify.NewOutbox(st, cfg.Notify, nil, notify.Options{Logger: log})
 	kinds.Register(access.NewGrantKind(&access.Deps{Config: current, Store: st, Audit: b.audit, Logger: log.With("component", "access"),
-		SessionWait: 20 * time.Second}))
-	b.actions, err = action.New(action.Options{Store: st, Kinds: kinds, Config: cfg, Audit: b.audit, Logger: log})
+		SessionWait: 20 * time.Second, Notifier: outbox}))
+	b.actions, err = action.New(action.Options{Store: st, Kinds: kinds, Config: cfg, Audit: b.audit, Logger: log, Notifier: outbox})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +172,15 @@ func (b *accessBundle) requestApproved(t *testing.T) action.Action {
 // action, a grant or the audit trail recorded, as text.
 func (b *accessBundle) storeText(t *testing.T) string {
 	t.Helper()
+	return b.tablesText(t, []string{"audit_events", "actions", "grants", "approvals"}, "notify_outbox")
+}
+
+// tablesText is every row of the tables, as text. Each of full must have
+// rows, or the scan looks at the wrong place; maybeEmpty may have none.
+func (b *accessBundle) tablesText(t *testing.T, full []string, maybeEmpty ...string) string {
+	t.Helper()
 	var sb strings.Builder
-	for _, table := range []string{"audit_events", "actions", "grants", "approvals", "notify_outbox"} {
+	for _, table := range append(slices.Clone(full), maybeEmpty...) {
 		rows, err := b.store.DB().QueryContext(t.Context(), "SELECT t::text FROM "+table+" t")
 		if err != nil {
 			t.Fatalf("scan %s: %v", table, err)
@@ -173,7 +198,7 @@ func (b *accessBundle) storeText(t *testing.T) string {
 			t.Fatal(err)
 		}
 		rows.Close()
-		if n == 0 && table != "notify_outbox" {
+		if n == 0 && slices.Contains(full, table) {
 			t.Fatalf("table %s is empty: the scan looks at the wrong place", table)
 		}
 	}
@@ -456,5 +481,196 @@ func TestAccessDisabled(t *testing.T) {
 	r := b.call(t, "GET", "/api/v1/access/grants", "bob", "")
 	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(r.body, "access grants are not enabled") {
 		t.Fatalf("%d %s", r.StatusCode, r.body)
+	}
+}
+
+// breakGlassConfig gives rita a custom role whose only powers are read and
+// break_glass. read-only allows break-glass for 30m at most; writer does
+// not allow it. The route sends nothing but action.pending anywhere, so
+// what reaches both channels went to every channel.
+const breakGlassConfig = `
+roles:
+  - {name: responder, permissions: [read, break_glass]}
+users:
+  - {name: alice, roles: [operator]}
+  - {name: bob, roles: [approver]}
+  - {name: rita, roles: [responder]}
+services:
+  - name: shop
+    databases:
+      - {name: main, engine: postgres, url: "APPDB"}
+    access:
+      - {database: main, profile: read-only, grants: ["SELECT ON ALL TABLES IN SCHEMA public"], max: 4h, break_glass: true, break_glass_max: 30m}
+      - {database: main, profile: writer, grants: ["SELECT, UPDATE ON ALL TABLES IN SCHEMA public"], max: 1h}
+notify:
+  channels:
+    - {name: ops-hook, type: webhook, url: "http://127.0.0.1:9/ops"}
+    - {name: pager-hook, type: webhook, url: "http://127.0.0.1:9/pager"}
+  routes:
+    - {match: {event: [action.pending]}, channels: [ops-hook]}
+policies:
+  break_glass_reviewers: 2
+  approvals:
+    - name: access
+      match: {action: [access.grant]}
+      require: [{approvals: 2, from: ["role:approver"]}]
+`
+
+type breakGlassReply struct {
+	issueReply
+	Review reviewJSON `json:"review"`
+}
+
+// TestAccessBreakGlassOverHTTP: refusals (no break_glass permission,
+// audited; a profile without break-glass; over break_glass_max; bad
+// bodies) create nothing. rita, whose custom role holds break_glass, gets
+// the DSN once; it connects and reads; the action and the grant are
+// flagged, a review is open, every channel was told, and the DSN is
+// nowhere in the store or the logs.
+func TestAccessBreakGlassOverHTTP(t *testing.T) {
+	t.Parallel()
+	b := setupAccessConfig(t, breakGlassConfig)
+	ctx := context.Background()
+	const path = "/api/v1/access/break-glass"
+	body := func(profile, dur string) string {
+		return fmt.Sprintf(`{"service":"shop","database":"main","profile":%q,"for":%q,"reason":"INC-43: checkout down","ticket":"INC-43"}`, profile, dur)
+	}
+
+	for _, c := range []struct {
+		user, body string
+		status     int
+		want       []string
+	}{
+		{"alice", body("read-only", "15m"), http.StatusForbidden, []string{"break_glass permission", "user:alice"}},
+		{"rita", body("writer", "15m"), http.StatusForbidden, []string{"sets break_glass: false", "steward access request"}},
+		{"rita", body("read-only", "45m"), http.StatusBadRequest, []string{"at most 30m", "break_glass_max"}},
+		{"rita", body("owner", "15m"), http.StatusBadRequest, []string{"known: read-only, writer"}},
+		{"rita", `{"service":"shop","database":"main","profile":"read-only","for":"15m"}`, http.StatusBadRequest, []string{"reason"}},
+		{"rita", `{"service":"shop","profile":"read-only","for":"15m","reason":"x"}`, http.StatusBadRequest, []string{"database required"}},
+		{"rita", `{"service":"shop","database":"main","profile":"read-only","for":"15m","reason":"x","break_glass":false}`, http.StatusBadRequest, []string{"unknown field"}},
+		{"", body("read-only", "15m"), http.StatusUnauthorized, []string{"no API token"}},
+	} {
+		r := b.call(t, "POST", path, c.user, c.body)
+		if r.StatusCode != c.status {
+			t.Errorf("break-glass %s as %s: %d %s, want %d", c.body, c.user, r.StatusCode, r.body, c.status)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.body, w) {
+				t.Errorf("break-glass %s as %s: %s, want %q in it", c.body, c.user, r.body, w)
+			}
+		}
+	}
+	if n := b.countAudit(t, "user:alice", "action.break_glass", "denied"); n != 1 {
+		t.Fatalf("%d action.break_glass denials of alice audited, want 1", n)
+	}
+	if gs, _ := b.store.ListGrants(ctx, store.GrantFilter{Limit: 10}); len(gs) != 0 {
+		t.Fatalf("refused break-glass created grants: %+v", gs)
+	}
+	if as, _ := b.actions.List(ctx, store.ActionFilter{Limit: 10}); len(as) != 0 {
+		t.Fatalf("refused break-glass created actions: %+v", as)
+	}
+
+	var out breakGlassReply
+	start := time.Now()
+	r := b.callJSON(t, "POST", path, "rita", body("read-only", "15m"), http.StatusCreated, &out)
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", cc)
+	}
+	if out.DSN == "" || out.Credential == nil || out.Credential.DSN != out.DSN || out.Credential.Password == "" || out.Grant == nil || out.Error != "" {
+		t.Fatalf("break-glass: %s", r.body)
+	}
+	secret := out.Credential.Password
+	if loc := r.Header.Get("Location"); loc != fmt.Sprintf("/api/v1/access/grants/%d", out.Grant.ID) {
+		t.Errorf("Location %q", loc)
+	}
+	if a := out.Action; a.Kind != access.KindName || !a.BreakGlass || a.State != action.Succeeded || a.Requester != "rita" || a.Rule != "break-glass" {
+		t.Fatalf("action: %+v", a)
+	}
+	if g := out.Grant; !g.BreakGlass || g.State != access.StateActive || g.Requester != "rita" || g.ActionID != out.Action.ID ||
+		g.Reason != "INC-43: checkout down" || len(g.Approvers) != 0 || g.ExpiresAt.Before(start.Add(14*time.Minute)) || g.ExpiresAt.After(start.Add(16*time.Minute)) {
+		t.Fatalf("grant: %+v", g)
+	}
+	if rv := out.Review; rv.ID == 0 || rv.State != action.ReviewOpen || rv.Breaker != "rita" || rv.Required != 2 || rv.ActionID != out.Action.ID || rv.Overdue {
+		t.Fatalf("review: %+v", rv)
+	}
+
+	// The DSN connects and reads.
+	conn, err := pgx.Connect(ctx, out.DSN)
+	if err != nil {
+		t.Fatalf("connect with the break-glass DSN: %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("SELECT: %d %v", n, err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE orders SET status = 'x'"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("UPDATE by read-only: %v", err)
+	}
+	conn.Close(ctx)
+
+	// The review is listed for others to complete.
+	var reviews struct{ Reviews []reviewJSON }
+	b.callJSON(t, "GET", "/api/v1/reviews?state=open", "bob", "", http.StatusOK, &reviews)
+	if len(reviews.Reviews) != 1 || reviews.Reviews[0].ID != out.Review.ID {
+		t.Fatalf("open reviews: %+v", reviews)
+	}
+
+	// Every channel was told, before (break_glass.used) and after
+	// (access.break_glass) the role was created.
+	rows, err := b.store.DB().QueryContext(ctx, "SELECT channel, event, payload FROM notify_outbox ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for rows.Next() {
+		var ch, ev, payload string
+		if err := rows.Scan(&ch, &ev, &payload); err != nil {
+			t.Fatal(err)
+		}
+		got[ev] = append(got[ev], ch)
+		if ev == "access.break_glass" && !strings.Contains(payload, "rita has read-only on shop/main") {
+			t.Errorf("access.break_glass says %s", payload)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	for _, ev := range []string{"break_glass.used", "access.break_glass"} {
+		slices.Sort(got[ev])
+		if strings.Join(got[ev], ",") != "ops-hook,pager-hook" {
+			t.Errorf("%s went to %v, want every channel (ops-hook, pager-hook); outbox %v", ev, got[ev], got)
+		}
+	}
+	if n := b.countAudit(t, "user:rita", "action.break_glass", "ok"); n != 1 {
+		t.Errorf("%d action.break_glass by rita audited, want 1", n)
+	}
+
+	// Reading it back never shows the secret; the store and the logs never
+	// held it.
+	for _, p := range []string{fmt.Sprintf("/api/v1/access/grants/%d", out.Grant.ID), fmt.Sprintf("/api/v1/actions/%d", out.Action.ID),
+		"/api/v1/access/grants", "/api/v1/reviews"} {
+		if r := b.call(t, "GET", p, "bob", ""); r.StatusCode != http.StatusOK || strings.Contains(r.body, secret) {
+			t.Fatalf("GET %s: %d, or it holds the secret", p, r.StatusCode)
+		}
+	}
+	all := b.tablesText(t, []string{"audit_events", "actions", "grants", "reviews", "notify_outbox"})
+	if !strings.Contains(all, out.Grant.Role) {
+		t.Fatal("the store scan does not see the grant's role: it looks at the wrong rows")
+	}
+	for what, text := range map[string]string{"store": all, "logs": b.logs.String()} {
+		if strings.Contains(text, secret) || strings.Contains(text, out.DSN) {
+			t.Errorf("the %s hold the connection string", what)
+		}
+	}
+
+	// The one who broke the glass ends it like any grant.
+	var rev struct {
+		Grant access.Grant `json:"grant"`
+	}
+	b.callJSON(t, "POST", fmt.Sprintf("/api/v1/access/grants/%d/revoke", out.Grant.ID), "rita", `{"reason":"INC-43 fixed"}`, http.StatusOK, &rev)
+	if rev.Grant.State != access.StateRevoked {
+		t.Fatalf("revoke: %+v", rev.Grant)
 	}
 }
