@@ -280,6 +280,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newSQLCmd(g),
 		newKitCmd(g),
 		accessCmd(g),
+		newProbeCmd(g),
 	)
 	return root
 }

@@ -77,3 +77,15 @@ func (r *redactor) redact(s string) string {
 	}
 	return s
 }
+
+// RedactURL returns raw with its password and credential-looking query
+// values replaced, for listings; text that is not a URL is returned as is.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return raw
+	}
+	r := newRedactor()
+	r.addURL(u)
+	return r.redact(raw)
+}

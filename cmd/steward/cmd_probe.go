@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/probe"
+)
+
+func newProbeCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{Use: "probe", Short: "Synthetic probes: run one now, list what is configured"}
+	cmd.AddCommand(newProbeRunCmd(g), newProbeListCmd(g))
+	return cmd
+}
+
+func newProbeRunCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run SERVICE/PROBE",
+		Short: "Run one probe now and print each step (exit 1 when it is down or could not run)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runProbeRun(cmd.Context(), g, args[0], cmd.OutOrStdout())
+		},
+	}
+}
+
+// serviceProbe resolves SERVICE/PROBE against the config.
+func serviceProbe(cfg *config.Config, arg string) (*config.Probe, error) {
+	svcName, name, ok := strings.Cut(arg, "/")
+	if !ok || svcName == "" || name == "" {
+		return nil, usagef("%q: want SERVICE/PROBE, e.g. shop/home", arg)
+	}
+	svc := cfg.Service(svcName)
+	if svc == nil {
+		return nil, usagef("unknown service %q", svcName)
+	}
+	p := svc.Probe(name)
+	if p == nil {
+		var names []string
+		for _, x := range svc.Probes {
+			names = append(names, x.Name)
+		}
+		return nil, usagef("service %s has no probe %q (configured: %s)", svcName, name, strings.Join(names, ", "))
+	}
+	return p, nil
+}
+
+// runProbeRun runs a probe from this machine. It reads the config only:
+// a probe changes nothing, so it needs no store and writes no audit event.
+func runProbeRun(ctx context.Context, g *globalOptions, arg string, out io.Writer) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig(true)
+	if err != nil {
+		return err
+	}
+	p, err := serviceProbe(cfg, arg)
+	if err != nil {
+		return err
+	}
+	res := probe.Run(ctx, p, probe.Options{Logger: g.logger()})
+	if g.json() {
+		if err := printJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		printProbeResult(out, arg, res)
+	}
+	if res.Status != probe.Up {
+		return silentError{exitFailed}
+	}
+	return nil
+}
+
+func printProbeResult(out io.Writer, ref string, res probe.Result) {
+	fmt.Fprintf(out, "%s (%s): %s in %s\n", ref, res.Type, strings.ToUpper(string(res.Status)), res.Duration.Round(time.Millisecond))
+	ph := res.Phases
+	if ph.Total > 0 {
+		fmt.Fprintf(out, "  phases: dns %s, connect %s, tls %s, first byte %s, total %s\n",
+			ph.DNS.Round(time.Microsecond), ph.Connect.Round(time.Microsecond), ph.TLS.Round(time.Microsecond), ph.FirstByte.Round(time.Microsecond), ph.Total.Round(time.Microsecond))
+	}
+	if res.Code != 0 {
+		fmt.Fprintf(out, "  status code: %d\n", res.Code)
+	}
+	if res.Type == "tls" {
+		fmt.Fprintf(out, "  certificate: %d days left\n", res.DaysLeft)
+	}
+	if len(res.Answers) > 0 {
+		fmt.Fprintf(out, "  answers: %s\n", strings.Join(res.Answers, ", "))
+	}
+	if res.ThrottledAt > 0 {
+		fmt.Fprintf(out, "  throttled at request %d\n", res.ThrottledAt)
+	}
+	for _, s := range res.Steps {
+		kind := "step"
+		if s.Cleanup {
+			kind = "cleanup"
+		}
+		fmt.Fprintf(out, "  %s %s: %s %s %d in %s", kind, s.Name, strings.ToUpper(string(s.Status)), s.URL, s.Code, s.Duration.Round(time.Millisecond))
+		if s.Error != "" {
+			fmt.Fprintf(out, " — %s", s.Error)
+		}
+		fmt.Fprintln(out)
+	}
+	if res.Assertion != "" {
+		fmt.Fprintf(out, "  assert: %s\n", res.Assertion)
+	}
+	if res.Error != "" {
+		fmt.Fprintf(out, "  reason: %s\n", res.Error)
+	}
+}
+
+func newProbeListCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list [SERVICE]",
+		Short: "List the configured probes",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			cfg, err := g.loadConfig(false)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Service  string `json:"service"`
+				Name     string `json:"name"`
+				Type     string `json:"type"`
+				Interval string `json:"interval"`
+				Timeout  string `json:"timeout"`
+				Target   string `json:"target"`
+			}
+			var rows []row
+			for _, s := range cfg.Services {
+				if len(args) == 1 && s.Name != args[0] {
+					continue
+				}
+				for _, p := range s.Probes {
+					target := p.URL
+					switch {
+					case p.Address != "":
+						target = p.Address
+					case p.Query != "":
+						target = p.Query
+					case p.Type == "journey":
+						target = fmt.Sprintf("%d steps", len(p.Steps))
+					}
+					rows = append(rows, row{s.Name, p.Name, p.Type, p.Interval, p.Timeout, probe.RedactURL(target)})
+				}
+			}
+			if len(args) == 1 && cfg.Service(args[0]) == nil {
+				return usagef("unknown service %q", args[0])
+			}
+			if g.json() {
+				if rows == nil {
+					rows = []row{}
+				}
+				return printJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tPROBE\tTYPE\tINTERVAL\tTIMEOUT\tTARGET")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Name, r.Type, r.Interval, r.Timeout, r.Target)
+			}
+			return tw.Flush()
+		},
+	}
+}
