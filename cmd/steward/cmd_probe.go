@@ -15,8 +15,8 @@ import (
 )
 
 func newProbeCmd(g *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "probe", Short: "Synthetic probes: run one now, list what is configured"}
-	cmd.AddCommand(newProbeRunCmd(g), newProbeListCmd(g))
+	cmd := &cobra.Command{Use: "probe", Short: "Synthetic probes: run one now, list what is configured, show the latest results"}
+	cmd.AddCommand(newProbeRunCmd(g), newProbeListCmd(g), newProbeStatusCmd(g))
 	return cmd
 }
 
@@ -174,4 +174,86 @@ func newProbeListCmd(g *globalOptions) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func newProbeStatusCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [SERVICE]",
+		Short: "Show the latest scheduled result of each probe, from the local store",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			service := ""
+			if len(args) == 1 {
+				service = args[0]
+			}
+			return runProbeStatus(cmd.Context(), g, service, cmd.OutOrStdout())
+		},
+	}
+}
+
+// probeStatusRow is one probe in `probe status`.
+type probeStatusRow struct {
+	Service    string     `json:"service"`
+	Probe      string     `json:"probe"`
+	Location   string     `json:"location,omitempty"`
+	Status     string     `json:"status"` // up, down, error, missed, or "never run"
+	LastRun    *time.Time `json:"last_run,omitempty"`
+	DurationMS int64      `json:"duration_ms"`
+	Code       int        `json:"code,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// runProbeStatus reports the latest result of each probe the server ran,
+// and the configured probes it has not run yet.
+func runProbeStatus(ctx context.Context, g *globalOptions, service string, out io.Writer) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	a, err := g.openApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if service != "" && a.cfg.Service(service) == nil {
+		return usagef("unknown service %q", service)
+	}
+	latest, err := a.store.LatestProbeResults(ctx, service)
+	if err != nil {
+		return err
+	}
+	rows := []probeStatusRow{}
+	seen := map[string]bool{}
+	for _, r := range latest {
+		seen[probe.Key(r.Service, r.Probe)] = true
+		rows = append(rows, probeStatusRow{Service: r.Service, Probe: r.Probe, Location: r.Location, Status: r.Status,
+			LastRun: &r.StartedAt, DurationMS: r.DurationMS, Code: r.Code, Error: r.Error})
+	}
+	for _, s := range a.cfg.Services {
+		if service != "" && s.Name != service {
+			continue
+		}
+		for _, p := range s.Probes {
+			if !seen[probe.Key(s.Name, p.Name)] {
+				rows = append(rows, probeStatusRow{Service: s.Name, Probe: p.Name, Status: "never run"})
+			}
+		}
+	}
+	if g.json() {
+		return printJSON(out, rows)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tPROBE\tSTATUS\tLAST RUN\tDURATION\tERROR")
+	for _, r := range rows {
+		last, dur := "-", "-"
+		if r.LastRun != nil {
+			last = r.LastRun.Local().Format(time.DateTime)
+			dur = (time.Duration(r.DurationMS) * time.Millisecond).String()
+		}
+		name := r.Probe
+		if r.Location != "" && r.Location != probe.Location {
+			name += "@" + r.Location
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, name, strings.ToUpper(r.Status), last, dur, r.Error)
+	}
+	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -26,6 +27,8 @@ import (
 	"github.com/stewardhq/steward/internal/integrity"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
+	"github.com/stewardhq/steward/internal/probe"
+	"github.com/stewardhq/steward/internal/probe/sched"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -223,6 +226,11 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	if err := runner.Start(ctx); err != nil {
 		return fmt.Errorf("job queue: start: %w", err)
 	}
+	probes, err := startProbes(ctx, cfg, st, reg, log, o.Grace)
+	if err != nil {
+		return err
+	}
+	defer probes.stop()
 
 	srv, err := server.New(server.Options{
 		Config: cfg, Store: st, Auth: a.auth, Audit: a.auditFunc(), Logger: log.With("component", "server"),
@@ -241,7 +249,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	}
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go reloadOnHUP(serveCtx, g, srv, pipeline, log)
+	go reloadOnHUP(serveCtx, g, srv, pipeline, probes, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(serveCtx, ln) }()
 	r := &running{URL: "http://" + ln.Addr().String(), App: a}
@@ -272,9 +280,62 @@ func stopRunner(r *jobs.Runner, grace time.Duration, log interface{ Error(string
 	}
 }
 
+// probeRunner is the server's probe scheduler and what feeds it.
+type probeRunner struct {
+	sched    *sched.Scheduler
+	recorder *probe.Recorder
+	opts     probe.Options
+	grace    time.Duration
+	cancel   context.CancelFunc
+	log      *slog.Logger
+}
+
+// startProbes schedules the configured probes, with their results written
+// to st and their metrics on reg. The scheduler outlives ctx: stop cancels
+// it after letting runs in progress finish and flushing their results.
+func startProbes(ctx context.Context, cfg *config.Config, st *store.Store, reg prometheus.Registerer, log *slog.Logger, grace time.Duration) (*probeRunner, error) {
+	log = log.With("component", "probes")
+	rec, err := probe.NewRecorder(st, reg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sched.New(sched.Options{Sink: rec, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	p := &probeRunner{sched: s, recorder: rec, opts: probe.Options{Logger: log}, grace: grace, log: log}
+	if err := p.update(cfg); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	if err := s.Start(runCtx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("probe scheduler: %w", err)
+	}
+	return p, nil
+}
+
+// update schedules the probes of cfg, keeping unchanged ones on their slots.
+func (p *probeRunner) update(cfg *config.Config) error {
+	if _, err := p.sched.Update(p.recorder.Jobs(cfg, p.opts)); err != nil {
+		return fmt.Errorf("probe schedule: %w", err)
+	}
+	return nil
+}
+
+func (p *probeRunner) stop() {
+	defer p.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), p.grace+10*time.Second)
+	defer cancel()
+	if err := p.sched.Stop(ctx); err != nil {
+		p.log.Error("stop probes", "err", err)
+	}
+}
+
 // reloadOnHUP reloads the config on SIGHUP; a bad config is logged and the
 // running one kept.
-func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, p *action.Pipeline, log interface {
+func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, p *action.Pipeline, probes *probeRunner, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
@@ -296,6 +357,9 @@ func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, p *a
 				continue
 			}
 			srv.SetConfig(cfg)
+			if err := probes.update(cfg); err != nil {
+				log.Error("config reloaded, but the probe schedule was not updated; the previous probes keep running", "err", err)
+			}
 			log.Info("config reloaded", "services", len(cfg.Services))
 		}
 	}

@@ -74,11 +74,14 @@ func TestCadenceWithoutDrift(t *testing.T) {
 		}
 		// The last run starts as close to its slot as the first: no drift.
 		slices.Sort(lags)
-		if p90 := lags[len(lags)*9/10]; p90 > 15*time.Millisecond {
-			t.Errorf("%s: p90 lag %s, want < 15ms", key, p90)
+		// Drift would add job a's 20 ms run time to every later start
+		// (about 800 ms by the end); the bounds leave room for a loaded
+		// CI machine running the race detector.
+		if p90 := lags[len(lags)*9/10]; p90 > 40*time.Millisecond {
+			t.Errorf("%s: p90 lag %s, want < 40ms", key, p90)
 		}
-		if last := rs[len(rs)-1].Lag; last > 25*time.Millisecond {
-			t.Errorf("%s: last run %s late, want < 25ms", key, last)
+		if last := rs[len(rs)-1].Lag; last > 45*time.Millisecond {
+			t.Errorf("%s: last run %s late, want < 45ms", key, last)
 		}
 	}
 }
