@@ -66,7 +66,11 @@ func runProbeRun(ctx context.Context, g *globalOptions, arg string, out io.Write
 	if err != nil {
 		return err
 	}
-	res := probe.Run(ctx, p, probe.Options{Logger: g.logger()})
+	opts := probe.Options{Logger: g.logger()}
+	if p.Type == "browser" {
+		opts.BrowserPool = probe.NewBrowserPool(1, "")
+	}
+	res := probe.Run(ctx, p, opts)
 	if g.json() {
 		if err := printJSON(out, res); err != nil {
 			return err

@@ -303,7 +303,8 @@ func startProbes(ctx context.Context, cfg *config.Config, st *store.Store, reg p
 	if err != nil {
 		return nil, err
 	}
-	p := &probeRunner{sched: s, recorder: rec, opts: probe.Options{Logger: log}, grace: grace, log: log}
+	// One bounded browser pool for all browser probes of the server.
+	p := &probeRunner{sched: s, recorder: rec, opts: probe.Options{Logger: log, BrowserPool: probe.NewBrowserPool(0, "")}, grace: grace, log: log}
 	if err := p.update(cfg); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ const (
 	ProbeTLS       = "tls"
 	ProbeJourney   = "journey"
 	ProbeRateLimit = "ratelimit"
+	ProbeBrowser   = "browser"
 )
 
 // Limits of probes.
@@ -42,10 +43,10 @@ const (
 // Probe is a synthetic check of a service from the outside.
 type Probe struct {
 	Name     string `yaml:"name" required:"true" pattern:"name" doc:"Probe name, unique within the service."`
-	Type     string `yaml:"type" required:"true" enum:"http,tcp,dns,tls,journey,ratelimit" doc:"What the probe does: http (one request), tcp (connect, optionally send and expect), dns (query a record), tls (certificate expiry, chain, host name and protocol version), journey (ordered HTTP steps sharing cookies and variables), ratelimit (a bounded burst that must be throttled at a threshold)."`
+	Type     string `yaml:"type" required:"true" enum:"http,tcp,dns,tls,journey,ratelimit,browser" doc:"What the probe does: http (one request), tcp (connect, optionally send and expect), dns (query a record), tls (certificate expiry, chain, host name and protocol version), journey (ordered HTTP steps sharing cookies and variables), ratelimit (a bounded burst that must be throttled at a threshold), browser (a headless Chromium journey: navigate, click, fill, wait, assert)."`
 	Interval string `yaml:"interval" default:"30s" doc:"How often the probe runs."`
 	Timeout  string `yaml:"timeout" default:"10s" doc:"Longest a run may take; must not exceed interval. A journey's cleanup steps get a budget of their own, so that they run even after a timeout."`
-	Assert   string `yaml:"assert" doc:"Condition the result must meet, an expr-lang expression such as status == 200 && duration < 800ms && json.items.size() > 0. Duration literals (800ms, 2s, 1m30s) are allowed and x.size() is len(x). Not for journeys (assert per step) and ratelimit probes. Variables: http and journey steps: status, duration, headers, body, json (the body decoded, nil when it is not JSON), plus vars in journey steps; tcp: duration, body (what was read); dns: duration, answers; tls: duration, days_left, version. Without assert an HTTP status from 200 to 399 is success."`
+	Assert   string `yaml:"assert" doc:"Condition the result must meet, an expr-lang expression such as status == 200 && duration < 800ms && json.items.size() > 0. Duration literals (800ms, 2s, 1m30s) are allowed and x.size() is len(x). Not for journeys and browser probes (assert per step) and ratelimit probes. Variables: http and journey steps: status, duration, headers, body, json (the body decoded, nil when it is not JSON), plus vars in journey steps; tcp: duration, body (what was read); dns: duration, answers; tls: duration, days_left, version. Without assert an HTTP status from 200 to 399 is success."`
 
 	// http, journey, ratelimit
 	URL             string            `yaml:"url" doc:"http, ratelimit: the URL requested (http or https). Credentials inline in the URL are errors unless allow_inline_secrets; query values are redacted from results when they look like tokens."`
@@ -76,8 +77,8 @@ type Probe struct {
 	MinDays    int    `yaml:"min_days" default:"14" minimum:"0" doc:"tls: fewest days the certificate may have left before the probe fails."`
 	MinVersion string `yaml:"min_version" enum:"1.0,1.1,1.2,1.3" doc:"tls: lowest acceptable negotiated TLS version."`
 
-	// journey
-	Steps   []Step `yaml:"steps" doc:"journey: the HTTP steps, in order; cookies are shared and extracted variables can be used as ${name} in later steps' url, headers and body. The journey stops at the first failed step."`
+	// journey, browser
+	Steps   []Step `yaml:"steps" doc:"journey: the HTTP steps, in order; cookies are shared and extracted variables can be used as ${name} in later steps' url, headers and body. The journey stops at the first failed step. browser: the browser actions, in order, one per step (navigate, click, fill, wait_for, wait_text or assert); the run stops at the first failed step."`
 	Cleanup []Step `yaml:"cleanup" doc:"journey: steps that always run after the steps, even when one failed (for example deleting what the journey created)."`
 
 	// ratelimit
@@ -94,17 +95,60 @@ type BasicAuth struct {
 	Password Secret `yaml:"password" doc:"Password, as a secret reference."`
 }
 
-// Step is one HTTP request of a journey.
+// Step is one HTTP request of a journey, or one action of a browser probe.
 type Step struct {
-	Name        string            `yaml:"name" required:"true" pattern:"name" doc:"Step name, unique within the journey and its cleanup."`
-	URL         string            `yaml:"url" required:"true" doc:"The URL requested; may use ${var}."`
+	Name        string            `yaml:"name" pattern:"name" doc:"Step name, unique within the probe. Required in journeys; a browser step without one is named after its position and action (2-click)."`
+	URL         string            `yaml:"url" doc:"journey: the URL requested (required); may use ${var}."`
 	Method      string            `yaml:"method" doc:"Request method (default GET)."`
 	Headers     map[string]string `yaml:"headers" doc:"Request headers, added to the journey's; values may use ${var} or be secret references."`
 	Body        string            `yaml:"body" doc:"Request body; may use ${var}."`
 	BasicAuth   BasicAuth         `yaml:"basic_auth" doc:"HTTP basic authentication, instead of the journey's."`
 	BearerToken Secret            `yaml:"bearer_token" doc:"Sent as Authorization: Bearer, instead of the journey's."`
 	Extract     map[string]string `yaml:"extract" doc:"Variables taken from the response: json:PATH (dot-separated keys and list indexes, like items.0.id), header:NAME, or regex:RE (the first group, or the whole match)."`
-	Assert      string            `yaml:"assert" doc:"Condition the response must meet (same variables as an http probe, plus vars). Without it a status from 200 to 399 is success."`
+	Assert      string            `yaml:"assert" doc:"journey: condition the response must meet (same variables as an http probe, plus vars); without it a status from 200 to 399 is success. browser: an action of its own, a condition on the page: title, url, text (the body's visible text, at most 64 KiB) and duration (since the run started)."`
+
+	// browser
+	Navigate string   `yaml:"navigate" doc:"browser: load this http:// or https:// URL and wait for its load event."`
+	Click    string   `yaml:"click" doc:"browser: click the first element matching this CSS selector, once it is visible."`
+	Fill     Fill     `yaml:"fill" doc:"browser: type a value into the first element matching a CSS selector, once it is visible."`
+	WaitFor  string   `yaml:"wait_for" doc:"browser: wait until an element matching this CSS selector is visible."`
+	WaitText WaitText `yaml:"wait_text" doc:"browser: wait until the first element matching a CSS selector contains a text."`
+}
+
+// Fill is a browser step that types a value into a form field.
+type Fill struct {
+	Selector string `yaml:"selector" doc:"CSS selector of the field."`
+	Value    Secret `yaml:"value" doc:"What is typed: a literal, or a secret reference (env:NAME, file:PATH) that is resolved at run time and redacted from results and artifacts."`
+}
+
+// WaitText is a browser step that waits for a text to appear.
+type WaitText struct {
+	Selector string `yaml:"selector" doc:"CSS selector of the element (body for the whole page)."`
+	Text     string `yaml:"text" doc:"Text the element's visible text must contain."`
+}
+
+// BrowserActions are the actions of a browser step, in the order of Action.
+var BrowserActions = []string{"navigate", "click", "fill", "wait_for", "wait_text", "assert"}
+
+// Action returns the browser action a step sets: one of BrowserActions, or
+// "" when it sets none. A step setting several returns the first.
+func (s *Step) Action() string {
+	for _, a := range s.actions() {
+		return a
+	}
+	return ""
+}
+
+// actions lists the browser actions a step sets.
+func (s *Step) actions() []string {
+	var out []string
+	set := []bool{s.Navigate != "", s.Click != "", s.Fill != (Fill{}), s.WaitFor != "", s.WaitText != (WaitText{}), s.Assert != ""}
+	for i, ok := range set {
+		if ok {
+			out = append(out, BrowserActions[i])
+		}
+	}
+	return out
 }
 
 // probeKeys lists, per type, the probe keys beyond the common ones that
@@ -116,6 +160,7 @@ var probeKeys = map[string][]string{
 	ProbeTLS:       {"address", "server_name", "min_days", "min_version", "ca_file"},
 	ProbeJourney:   {"headers", "basic_auth", "bearer_token", "follow_redirects", "tls_skip_verify", "ca_file", "cert_file", "key_file", "max_body", "steps", "cleanup"},
 	ProbeRateLimit: {"url", "method", "headers", "body", "basic_auth", "bearer_token", "tls_skip_verify", "ca_file", "cert_file", "key_file", "burst", "window", "expect_throttled_after", "throttle_status", "allowed_hosts"},
+	ProbeBrowser:   {"steps"},
 }
 
 var commonProbeKeys = []string{"name", "type", "interval", "timeout", "assert"}
@@ -188,6 +233,8 @@ const (
 	ScopeTCP  AssertScope = "tcp"
 	ScopeDNS  AssertScope = "dns"
 	ScopeTLS  AssertScope = "tls"
+	// ScopeBrowser is a browser step's assert action.
+	ScopeBrowser AssertScope = "browser"
 )
 
 // AssertScopeOf returns the scope of a probe's assert expression.
@@ -241,6 +288,14 @@ type TLSEnv struct {
 	Version  string        `expr:"version"`
 }
 
+// BrowserEnv holds the variables of a browser step's assertion.
+type BrowserEnv struct {
+	Title    string        `expr:"title"`
+	URL      string        `expr:"url"`
+	Text     string        `expr:"text"`
+	Duration time.Duration `expr:"duration"`
+}
+
 // assertEnv returns the environment type of scope, for compiling.
 func assertEnv(scope AssertScope) any {
 	switch scope {
@@ -252,6 +307,8 @@ func assertEnv(scope AssertScope) any {
 		return TLSEnv{}
 	case ScopeStep:
 		return StepEnv{}
+	case ScopeBrowser:
+		return BrowserEnv{}
 	}
 	return HTTPEnv{}
 }
@@ -277,7 +334,7 @@ func (e *AssertError) Error() string {
 // CompileAssert compiles an assert expression for scope. Duration
 // literals like 800ms are rewritten to function calls and x.size() to
 // len(x). Run the program with the scope's env struct (HTTPEnv, StepEnv,
-// TCPEnv, DNSEnv, TLSEnv). An error is an *AssertError positioned in src.
+// TCPEnv, DNSEnv, TLSEnv, BrowserEnv). An error is an *AssertError positioned in src.
 func CompileAssert(scope AssertScope, src string) (*vm.Program, error) {
 	rewritten, offsets := rewriteDurations(src)
 	prog, err := expr.Compile(rewritten, expr.Env(assertEnv(scope)), durationOption, expr.AsBool(), expr.Patch(sizePatcher{}))
@@ -503,6 +560,8 @@ func (l *loader) validateProbes(cfg *Config, i int) {
 			l.checkJourney(p, path, allowInline)
 		case ProbeRateLimit:
 			l.checkRateLimit(p, path, allowInline)
+		case ProbeBrowser:
+			l.checkBrowser(p, path, allowInline)
 		}
 	}
 }
@@ -529,7 +588,9 @@ func (l *loader) absProbeFiles(p *Probe, path string) {
 	}{{"steps", p.Steps}, {"cleanup", p.Cleanup}} {
 		for k := range list.steps {
 			s := &list.steps[k]
-			abs(s.Headers, &s.BasicAuth, &s.BearerToken, fmt.Sprintf("%s.%s[%d]", path, list.key, k))
+			sp := fmt.Sprintf("%s.%s[%d]", path, list.key, k)
+			abs(s.Headers, &s.BasicAuth, &s.BearerToken, sp)
+			s.Fill.Value = l.absSecret(s.Fill.Value, sp+".fill.value")
 		}
 	}
 }
@@ -554,7 +615,7 @@ func (l *loader) checkProbeKeys(p *Probe, path string) {
 			continue
 		}
 		var users []string
-		for _, t := range []string{ProbeHTTP, ProbeTCP, ProbeDNS, ProbeTLS, ProbeJourney, ProbeRateLimit} {
+		for _, t := range []string{ProbeHTTP, ProbeTCP, ProbeDNS, ProbeTLS, ProbeJourney, ProbeRateLimit, ProbeBrowser} {
 			if slices.Contains(probeKeys[t], f.key) {
 				users = append(users, t)
 			}
@@ -659,6 +720,17 @@ func (l *loader) checkJourney(p *Probe, path string, allowInline bool) {
 	}{{"steps", p.Steps}, {"cleanup", p.Cleanup}} {
 		for k, s := range list.steps {
 			sp := fmt.Sprintf("%s.%s[%d]", path, list.key, k)
+			if s.Name == "" {
+				l.errorf(l.at(sp), "step is missing required key \"name\"")
+			}
+			if s.URL == "" {
+				l.errorf(l.at(sp), "step is missing required key \"url\"")
+			}
+			for _, a := range s.actions() {
+				if a != "assert" {
+					l.errorf(l.at(sp+"."+a), "%s is a browser action; journey steps make HTTP requests (url, method, headers, body)", a)
+				}
+			}
 			if s.Name != "" {
 				if first, dup := names[s.Name]; dup {
 					l.errorf(l.at(sp+".name"), "duplicate step %q in journey %q (first defined at %s)", s.Name, p.Name, l.at(first))
@@ -733,6 +805,68 @@ func (l *loader) checkRateLimit(p *Probe, path string, allowInline bool) {
 	for k, h := range p.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			l.errorf(l.at(fmt.Sprintf("%s.allowed_hosts[%d]", path, k)), "invalid allowed host %s: want a host name or IP address without port", quoteShort(h))
+		}
+	}
+}
+
+// checkBrowser validates a browser probe: one action per step, each
+// complete, and no journey keys. Unnamed steps are named after their
+// position and action.
+func (l *loader) checkBrowser(p *Probe, path string, allowInline bool) {
+	if len(p.Steps) == 0 {
+		l.errorf(l.at(path), "browser probe %q has no steps", p.Name)
+	}
+	if p.Assert != "" {
+		l.errorf(l.at(path+".assert"), "a browser probe asserts in its steps: add a step {assert: ...}")
+	}
+	names := map[string]string{}
+	for k := range p.Steps {
+		s := &p.Steps[k]
+		sp := fmt.Sprintf("%s.steps[%d]", path, k)
+		acts := s.actions()
+		switch {
+		case len(acts) == 0:
+			l.errorf(l.at(sp), "browser step %d has no action: set one of %s", k+1, strings.Join(BrowserActions, ", "))
+		case len(acts) > 1:
+			l.errorf(l.at(sp), "browser step %d has several actions (%s): use one step per action", k+1, strings.Join(acts, ", "))
+		}
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"url", s.URL != ""}, {"method", s.Method != ""}, {"headers", len(s.Headers) > 0}, {"body", s.Body != ""}, {"basic_auth", s.BasicAuth != (BasicAuth{})}, {"bearer_token", s.BearerToken != ""}, {"extract", len(s.Extract) > 0}} {
+			if f.set {
+				l.errorf(l.at(sp+"."+f.key), "%s does not apply to browser steps (only to journey steps)", f.key)
+			}
+		}
+		if s.Name == "" && len(acts) > 0 {
+			s.Name = fmt.Sprintf("%d-%s", k+1, strings.ReplaceAll(acts[0], "_", "-"))
+		}
+		if s.Name != "" {
+			if first, dup := names[s.Name]; dup {
+				l.errorf(l.at(sp+".name"), "duplicate step %q in browser probe %q (first defined at %s)", s.Name, p.Name, l.at(first))
+			} else {
+				names[s.Name] = sp + ".name"
+			}
+		}
+		if s.Navigate != "" {
+			l.checkProbeURL(s.Navigate, sp+".navigate", allowInline, false)
+			if strings.Contains(s.Navigate, "${") {
+				l.errorf(l.at(sp+".navigate"), "browser steps have no variables: ${...} is not expanded")
+			}
+		}
+		if s.Fill != (Fill{}) {
+			if s.Fill.Selector == "" {
+				l.errorf(l.at(sp+".fill"), "fill needs a selector: the CSS selector of the field")
+			}
+			if s.Fill.Value.IsRef() {
+				l.checkRef(s.Fill.Value, "fill value", l.at(sp+".fill.value"))
+			}
+		}
+		if s.WaitText != (WaitText{}) && (s.WaitText.Selector == "" || s.WaitText.Text == "") {
+			l.errorf(l.at(sp+".wait_text"), "wait_text needs a selector and a text")
+		}
+		if s.Assert != "" {
+			l.checkAssert(ScopeBrowser, s.Assert, sp+".assert")
 		}
 	}
 }

@@ -70,6 +70,16 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 	// Assertion is the assert expression that was evaluated.
 	Assertion string `json:"assertion,omitempty"`
+	// Artifacts are kept when a browser probe fails: a screenshot and the
+	// console log. Data is base64 in JSON.
+	Artifacts []Artifact `json:"artifacts,omitempty"`
+}
+
+// Artifact is a file kept with a failed run.
+type Artifact struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Data        []byte `json:"data"`
 }
 
 // Options tune a run.
@@ -79,6 +89,9 @@ type Options struct {
 	// Resolver looks up host names; nil is the system resolver. A dns
 	// probe with its own resolver ignores it.
 	Resolver *net.Resolver
+	// BrowserPool bounds the Chromium instances of browser probes; share
+	// one among all runs. Browser probes fail without one.
+	BrowserPool *BrowserPool
 }
 
 // Run runs probe p once, within its timeout, and returns the result. It
@@ -118,6 +131,8 @@ func Run(ctx context.Context, p *config.Probe, opts Options) (res Result) {
 		r.journey(ctx, &res)
 	case config.ProbeRateLimit:
 		r.ratelimit(ctx, &res)
+	case config.ProbeBrowser:
+		r.browser(ctx, &res)
 	default:
 		res.Status, res.Error = Error, fmt.Sprintf("unknown probe type %q", p.Type)
 	}

@@ -81,11 +81,15 @@ func (r *Recorder) Jobs(cfg *config.Config, opts Options) []sched.Job {
 				popts.Logger = opts.Logger.With("service", svc.Name, "probe", p.Name)
 			}
 			service := svc.Name
+			class := sched.ClassCheap
+			if p.Type == "browser" {
+				class = sched.ClassBrowser // its own small pool: browsers are heavy
+			}
 			jobs = append(jobs, sched.Job{
 				Key:      key,
 				Interval: p.IntervalDuration(),
 				Timeout:  p.TimeoutDuration(),
-				Class:    sched.ClassCheap,
+				Class:    class,
 				Hash:     Hash(p),
 				Run: func(ctx context.Context) sched.Outcome {
 					res := Run(ctx, p, popts)
