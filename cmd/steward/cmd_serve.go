@@ -183,6 +183,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	jcfg.Periodic = append(jcfg.Periodic, integrity.Periodic(cfg)...)
 	jcfg.Periodic = append(jcfg.Periodic, access.Periodic())
 	jcfg.Periodic = append(jcfg.Periodic, access.ScanPeriodic(cfg)...)
+	jcfg.Periodic = append(jcfg.Periodic, probe.RollupPeriodic())
 	accessDeps := a.accessDeps(pipeline.Config)
 	// Grants that expired while Steward was down are revoked before the
 	// server answers anything.
@@ -218,6 +219,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 		Deps:   backup.Deps{Store: st, Engines: dbxall.Registry(), Audit: a.auditFunc(), Notifier: outbox, Logger: log.With("component", "backup"), TempDir: cfg.Steward.DataDir},
 		Config: pipeline.Config,
 	})
+	probe.RegisterRollupWorker(jreg, st)
 	runner, err := jobs.New(ctx, jcfg, jreg)
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
