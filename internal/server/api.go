@@ -27,6 +27,8 @@ func (s *Server) routes() http.Handler {
 
 	mux.Handle("GET /api/v1/services", s.api(auth.PermRead, s.apiServices))
 	mux.Handle("GET /api/v1/services/{name}", s.api(auth.PermRead, s.apiService))
+	mux.Handle("GET /api/v1/probes", s.api(auth.PermRead, s.apiProbes))
+	mux.Handle("GET /api/v1/probes/{service}/{probe}", s.api(auth.PermRead, s.apiProbe))
 	mux.Handle("GET /api/v1/users", s.api(auth.PermRead, s.apiUsers))
 	mux.Handle("GET /api/v1/audit/events", s.api(auth.PermAuditRead, s.apiAuditEvents))
 	mux.Handle("GET /api/v1/whoami", s.api("", s.apiWhoami))

@@ -121,6 +121,9 @@ type snapshot struct {
 	slackSecrets []slackSecret
 	// slackChannels counts slack channels, with or without a secret.
 	slackChannels int
+
+	probes   []probeConf    // every configured probe, in configuration order
+	probeIdx map[string]int // index into probes, by "service/probe"
 }
 
 // slackSecret is the signing secret of one slack channel.
@@ -135,6 +138,7 @@ type servicesResponse struct {
 
 func newSnapshot(c *config.Config) (*snapshot, error) {
 	s := &snapshot{byName: map[string]int{}, item: map[string][]byte{}, services: []serviceJSON{}, slackUsers: map[string][]string{}}
+	s.probes, s.probeIdx = probeConfs(c)
 	if c != nil {
 		for _, u := range c.Users {
 			if u.Slack != "" {

@@ -29,14 +29,18 @@ var pageFiles = map[string][]string{
 	"action":    {"action.html", "action_parts.html"},
 	"reviews":   {"reviews.html", "action_parts.html"},
 	"issued":    {"issued.html"},
+	"probes":    {"probes.html"},
+	"probe":     {"probe.html"},
 }
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"asset": a.url,
-		"join":  strings.Join,
-		"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-		"short": shortHash,
+		"asset":       a.url,
+		"join":        strings.Join,
+		"time":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"short":       shortHash,
+		"statusClass": statusClass,
+		"ms":          func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
 	}
 	pages := map[string]*template.Template{}
 	for name, files := range pageFiles {
@@ -73,6 +77,8 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.Handle("GET /services", s.ui(auth.PermRead, s.servicesPage))
 	mux.Handle("GET /services/{name}", s.ui(auth.PermRead, s.servicePage))
+	mux.Handle("GET /probes", s.ui(auth.PermRead, s.probesPage))
+	mux.Handle("GET /probes/{service}/{probe}", s.ui(auth.PermRead, s.probePage))
 	mux.Handle("GET /audit", s.ui(auth.PermAuditRead, s.auditPage))
 	mux.Handle("GET /audit/rows", s.ui(auth.PermAuditRead, s.auditRows))
 	s.actionUIRoutes(mux)
