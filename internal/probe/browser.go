@@ -295,7 +295,7 @@ func (r *runner) browserStep(runCtx, ctx context.Context, s config.Step, fill st
 			return chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 		})
 	case "assert":
-		prog, cerr := compile(config.ScopeBrowser, s.Assert)
+		prog, cerr := r.opts.Programs.compile(config.ScopeBrowser, s.Assert)
 		if cerr != nil {
 			sr.Status, sr.Error = Error, cerr.Error()
 			return sr

@@ -13,7 +13,7 @@ import (
 )
 
 func (r *runner) dns(ctx context.Context, res *Result) {
-	prog, err := compile(config.ScopeDNS, r.p.Assert)
+	prog, err := r.opts.Programs.compile(config.ScopeDNS, r.p.Assert)
 	if err != nil {
 		res.Status, res.Error = Error, err.Error()
 		return

@@ -239,8 +239,9 @@ func (r *runner) roundTrip(ctx context.Context, c *http.Client, req request) (ex
 	return ex, Up, ""
 }
 
-// check applies an assertion (or the default 200–399 rule) to ex.
-func check(ex exchange, prog *vm.Program, src string, vars map[string]string) (Status, string) {
+// check applies an assertion (or the default 200–399 rule) to ex; pc (nil
+// for none) answers whether the assertion uses json.
+func check(ex exchange, prog *vm.Program, src string, vars map[string]string, pc *ProgramCache) (Status, string) {
 	if prog == nil {
 		if ex.status < 200 || ex.status > 399 {
 			return Down, fmt.Sprintf("unexpected HTTP status %d (want 200-399, or set assert)", ex.status)
@@ -251,11 +252,11 @@ func check(ex exchange, prog *vm.Program, src string, vars map[string]string) (S
 	if len(bytes.TrimSpace(ex.body)) > 0 {
 		if err := json.Unmarshal(ex.body, &js); err != nil {
 			js = nil
-			if config.AssertUses(src, "json") {
+			if pc.assertUses(src, "json") {
 				return Down, fmt.Sprintf("response body is not valid JSON, which the assertion needs: %v", err)
 			}
 		}
-	} else if config.AssertUses(src, "json") {
+	} else if pc.assertUses(src, "json") {
 		return Down, "response body is empty, and the assertion needs JSON"
 	}
 	hm := headerMap(ex.headers)
@@ -283,7 +284,7 @@ func headerMap(h http.Header) map[string]string {
 }
 
 func (r *runner) http(ctx context.Context, res *Result) {
-	prog, err := compile(config.ScopeHTTP, r.p.Assert)
+	prog, err := r.opts.Programs.compile(config.ScopeHTTP, r.p.Assert)
 	if err != nil {
 		res.Status, res.Error = Error, err.Error()
 		return
@@ -302,7 +303,7 @@ func (r *runner) http(ctx context.Context, res *Result) {
 		res.Status, res.Error = st, msg
 		return
 	}
-	res.Status, res.Error = check(ex, prog, r.p.Assert, nil)
+	res.Status, res.Error = check(ex, prog, r.p.Assert, nil, r.opts.Programs)
 }
 
 // tracer records the phases of a request; redirects add up.

@@ -65,7 +65,7 @@ func (r *runner) journey(ctx context.Context, res *Result) {
 // step runs one journey step, extracting variables into vars.
 func (r *runner) step(ctx context.Context, c *http.Client, s config.Step, vars map[string]string, cleanup bool) StepResult {
 	sr := StepResult{Name: s.Name, Cleanup: cleanup, Assertion: s.Assert}
-	prog, err := compile(config.ScopeStep, s.Assert)
+	prog, err := r.opts.Programs.compile(config.ScopeStep, s.Assert)
 	if err != nil {
 		sr.Status, sr.Error = Error, err.Error()
 		return sr
@@ -141,7 +141,7 @@ func (r *runner) step(ctx context.Context, c *http.Client, s config.Step, vars m
 		}
 		vars[name] = v
 	}
-	sr.Status, sr.Error = check(ex, prog, s.Assert, vars)
+	sr.Status, sr.Error = check(ex, prog, s.Assert, vars, r.opts.Programs)
 	if sr.Status == Up && extractErr != nil {
 		sr.Status, sr.Error = Down, extractErr.Error()
 	}

@@ -92,6 +92,9 @@ type Options struct {
 	// BrowserPool bounds the Chromium instances of browser probes; share
 	// one among all runs. Browser probes fail without one.
 	BrowserPool *BrowserPool
+	// Programs caches compiled assert expressions; share one among all
+	// runs. Nil compiles each run's expressions afresh.
+	Programs *ProgramCache
 }
 
 // Run runs probe p once, within its timeout, and returns the result. It

@@ -32,8 +32,9 @@ type ResultStore interface {
 // store. The scheduler's records carry no details, so a job's Run keeps its
 // Result here until the record of that run is written.
 type Recorder struct {
-	store ResultStore
-	m     *probeMetrics
+	store    ResultStore
+	m        *probeMetrics
+	programs *ProgramCache // for the jobs whose Options bring none
 
 	mu      sync.Mutex
 	results map[string][]Result // by job key, in run order
@@ -48,7 +49,7 @@ func NewRecorder(st ResultStore, reg prometheus.Registerer) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{store: st, m: m, results: map[string][]Result{}, keys: map[string][2]string{}}, nil
+	return &Recorder{store: st, m: m, programs: NewProgramCache(), results: map[string][]Result{}, keys: map[string][2]string{}}, nil
 }
 
 // Key is a probe's job key, "service/probe".
@@ -66,8 +67,12 @@ func Hash(p *config.Probe) string {
 }
 
 // Jobs returns one job per probe configured in cfg, for sched.Update. The
-// metric series of probes no longer configured are removed.
+// metric series of probes no longer configured are removed. Without
+// opts.Programs the jobs share the Recorder's cache of compiled assertions.
 func (r *Recorder) Jobs(cfg *config.Config, opts Options) []sched.Job {
+	if opts.Programs == nil {
+		opts.Programs = r.programs
+	}
 	var jobs []sched.Job
 	keys := map[string][2]string{}
 	for si := range cfg.Services {

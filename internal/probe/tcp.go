@@ -16,7 +16,7 @@ import (
 const maxTCPRead = 64 << 10
 
 func (r *runner) tcp(ctx context.Context, res *Result) {
-	prog, err := compile(config.ScopeTCP, r.p.Assert)
+	prog, err := r.opts.Programs.compile(config.ScopeTCP, r.p.Assert)
 	if err != nil {
 		res.Status, res.Error = Error, err.Error()
 		return
@@ -39,7 +39,7 @@ func (r *runner) tcp(ctx context.Context, res *Result) {
 		}
 	}
 	var got []byte
-	if len(r.p.Expect) > 0 || (prog != nil && config.AssertUses(r.p.Assert, "body")) {
+	if len(r.p.Expect) > 0 || (prog != nil && r.opts.Programs.assertUses(r.p.Assert, "body")) {
 		got, err = readUntil(conn, r.p.Expect)
 		if err != nil && !errors.Is(err, io.EOF) {
 			res.Status, res.Error = Down, fmt.Sprintf("read from %s: %s (got %d bytes: %q)", r.p.Address, reason(ctx, err, r.p.Address, r.timeout), len(got), clip(got))

@@ -23,7 +23,7 @@ func tlsVersionName(v uint16) string {
 }
 
 func (r *runner) tls(ctx context.Context, res *Result) {
-	prog, err := compile(config.ScopeTLS, r.p.Assert)
+	prog, err := r.opts.Programs.compile(config.ScopeTLS, r.p.Assert)
 	if err != nil {
 		res.Status, res.Error = Error, err.Error()
 		return

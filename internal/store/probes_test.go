@@ -91,3 +91,78 @@ func TestProbeResultsAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// The newest run of each probe and location wins, whatever the order the
+// runs were written in; a tie on started_at goes to the row written last.
+func TestLatestProbeResultsPerLocation(t *testing.T) {
+	t.Parallel()
+	forEachDriver(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := open(t, url)
+		base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+		at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+		// Batches out of time order: the newest run is not the last written.
+		batches := [][]store.ProbeResultRow{
+			{
+				{Service: "shop", Probe: "home", Location: "eu", Status: "up", StartedAt: at(30), DurationMS: 30},
+				{Service: "shop", Probe: "home", Location: "us", Status: "down", StartedAt: at(10), DurationMS: 10},
+				{Service: "shop", Probe: "api", Location: "eu", Status: "up", StartedAt: at(5), DurationMS: 5},
+				{Service: "blog", Probe: "home", Location: "eu", Status: "up", StartedAt: at(99), DurationMS: 99},
+			},
+			{
+				{Service: "shop", Probe: "home", Location: "eu", Status: "down", StartedAt: at(20), DurationMS: 20},
+				{Service: "shop", Probe: "home", Location: "us", Status: "up", StartedAt: at(40), DurationMS: 40},
+				{Service: "shop", Probe: "home", Status: "missed", StartedAt: at(15), DurationMS: 15}, // location "local"
+				{Service: "shop", Probe: "api", Location: "eu", Status: "down", StartedAt: at(50), DurationMS: 50},
+			},
+			{
+				{Service: "shop", Probe: "home", Location: "eu", Status: "error", StartedAt: at(25), DurationMS: 25},
+				{Service: "shop", Probe: "home", Location: "us", Status: "down", StartedAt: at(40), DurationMS: 41}, // ties at(40), written later
+				{Service: "shop", Probe: "api", Location: "eu", Status: "up", StartedAt: at(45), DurationMS: 45},
+				{Service: "shop", Probe: "home", Status: "up", StartedAt: at(12), DurationMS: 12},
+			},
+		}
+		for _, b := range batches {
+			if err := s.InsertProbeResults(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type want struct {
+			service, probe, location, status string
+			started                          int // seconds after base
+			ms                               int64
+		}
+		check := func(name string, got []store.ProbeResultRow, wants []want) {
+			t.Helper()
+			if len(got) != len(wants) {
+				t.Fatalf("%s: %d rows %+v, want %d", name, len(got), got, len(wants))
+			}
+			for i, w := range wants {
+				g := got[i]
+				if g.Service != w.service || g.Probe != w.probe || g.Location != w.location || g.Status != w.status || g.DurationMS != w.ms ||
+					!g.StartedAt.Equal(at(w.started)) {
+					t.Errorf("%s[%d] = %+v, want %+v", name, i, g, w)
+				}
+			}
+		}
+		shop := []want{
+			{"shop", "api", "eu", "down", 50, 50},
+			{"shop", "home", "eu", "up", 30, 30},
+			{"shop", "home", "local", "missed", 15, 15},
+			{"shop", "home", "us", "down", 40, 41},
+		}
+		latest, err := s.LatestProbeResults(ctx, "shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("shop", latest, shop)
+		all, err := s.LatestProbeResults(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("all", all, append([]want{{"blog", "home", "eu", "up", 99, 99}}, shop...))
+		if none, err := s.LatestProbeResults(ctx, "nope"); err != nil || len(none) != 0 {
+			t.Fatalf("latest of unknown service = %+v, %v", none, err)
+		}
+	})
+}
