@@ -258,16 +258,13 @@ func withPipeline(ctx context.Context, g *globalOptions, fn func(*app, *action.P
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	p, err := a.pipeline()
-	if err != nil {
-		return err
-	}
-	return fn(a, p)
+	return g.withApp(ctx, "", func(a *app) error {
+		p, err := a.pipeline()
+		if err != nil {
+			return err
+		}
+		return fn(a, p)
+	})
 }
 
 func newActionExecuteCmd(g *globalOptions) *cobra.Command {

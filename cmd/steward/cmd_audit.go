@@ -198,43 +198,38 @@ func runAuditExport(ctx context.Context, g *globalOptions, o *auditExportOptions
 	if o.Since < 1 {
 		return usagef("--since %d: sequence numbers start at 1", o.Since)
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAuditRead); err != nil {
-		return err
-	}
-	w := out
-	var tmp *os.File
-	if o.File != "" {
-		tmp, err = os.CreateTemp(filepath.Dir(o.File), ".export-*")
+	return g.withApp(ctx, auth.PermAuditRead, func(a *app) error {
+		w := out
+		var tmp *os.File
+		var err error
+		if o.File != "" {
+			tmp, err = os.CreateTemp(filepath.Dir(o.File), ".export-*")
+			if err != nil {
+				return fmt.Errorf("export to %s: %w", o.File, err)
+			}
+			defer os.Remove(tmp.Name())
+			w = tmp
+		}
+		n, err := audit.Export(ctx, a.store, o.Since, w)
 		if err != nil {
-			return fmt.Errorf("export to %s: %w", o.File, err)
+			return err
 		}
-		defer os.Remove(tmp.Name())
-		w = tmp
-	}
-	n, err := audit.Export(ctx, a.store, o.Since, w)
-	if err != nil {
+		if tmp != nil {
+			if err := tmp.Sync(); err != nil {
+				return fmt.Errorf("export to %s: %w", o.File, err)
+			}
+			if err := tmp.Close(); err != nil {
+				return fmt.Errorf("export to %s: %w", o.File, err)
+			}
+			if err := os.Rename(tmp.Name(), o.File); err != nil {
+				return fmt.Errorf("export to %s: %w", o.File, err)
+			}
+			fmt.Fprintf(g.stderr, "exported %d events to %s\n", n, o.File)
+		}
+		_, err = a.audit.Append(ctx, audit.Entry{Actor: a.actor.Actor(), Action: "audit.export", Target: "audit", Outcome: "ok",
+			Details: map[string]any{"since": o.Since, "events": n, "file": o.File}})
 		return err
-	}
-	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("export to %s: %w", o.File, err)
-		}
-		if err := tmp.Close(); err != nil {
-			return fmt.Errorf("export to %s: %w", o.File, err)
-		}
-		if err := os.Rename(tmp.Name(), o.File); err != nil {
-			return fmt.Errorf("export to %s: %w", o.File, err)
-		}
-		fmt.Fprintf(g.stderr, "exported %d events to %s\n", n, o.File)
-	}
-	_, err = a.audit.Append(ctx, audit.Entry{Actor: a.actor.Actor(), Action: "audit.export", Target: "audit", Outcome: "ok",
-		Details: map[string]any{"since": o.Since, "events": n, "file": o.File}})
-	return err
+	})
 }
 
 type auditCheckpointOptions struct {
@@ -267,31 +262,25 @@ func runAuditCheckpoint(ctx context.Context, g *globalOptions, o *auditCheckpoin
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	cp, published, err := writeCheckpoint(ctx, a, o.Publish, o.NoPublish)
-	if err != nil {
-		return err
-	}
-	if o.File != "" {
-		if err := os.WriteFile(o.File, cp.Note, 0o644); err != nil {
-			return fmt.Errorf("write checkpoint %s: %w", o.File, err)
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		cp, published, err := writeCheckpoint(ctx, a, o.Publish, o.NoPublish)
+		if err != nil {
+			return err
 		}
-	}
-	if g.json() {
-		return printJSON(out, map[string]any{"origin": cp.Origin, "size": cp.Size, "hash": cp.Hash, "note": string(cp.Note), "published": published})
-	}
-	fmt.Fprintf(out, "checkpoint at size %d, head %s\n%s", cp.Size, short(cp.Hash), cp.Note)
-	for _, p := range published {
-		fmt.Fprintf(out, "published to %s\n", p)
-	}
-	return nil
+		if o.File != "" {
+			if err := os.WriteFile(o.File, cp.Note, 0o644); err != nil {
+				return fmt.Errorf("write checkpoint %s: %w", o.File, err)
+			}
+		}
+		if g.json() {
+			return printJSON(out, map[string]any{"origin": cp.Origin, "size": cp.Size, "hash": cp.Hash, "note": string(cp.Note), "published": published})
+		}
+		fmt.Fprintf(out, "checkpoint at size %d, head %s\n%s", cp.Size, short(cp.Hash), cp.Note)
+		for _, p := range published {
+			fmt.Fprintf(out, "published to %s\n", p)
+		}
+		return nil
+	})
 }
 
 // writeCheckpoint signs the head, records it, and publishes it to the

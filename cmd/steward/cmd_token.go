@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -44,23 +44,17 @@ func newTokenCreateCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// parseLifetime accepts Go durations plus a day suffix (30d).
+// parseLifetime is the --expires flag: empty for no expiry, else a
+// duration like 12h or a number of days like 30d (config's syntax).
 func parseLifetime(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 {
-			return 0, usagef("--expires %q: use a positive number of days like 30d, or a duration like 12h", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
+	d, err := config.ParseDuration(s)
+	if err != nil {
+		return 0, usagef("--expires: %v", err)
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return 0, usagef("--expires %q: use a positive duration like 12h or a number of days like 30d", s)
-	}
-	return v, nil
+	return d, nil
 }
 
 type tokenCreateResult struct {
@@ -76,27 +70,21 @@ func runTokenCreate(ctx context.Context, g *globalOptions, o *tokenCreateOptions
 	if err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	secret, t, err := a.auth.CreateToken(ctx, a.actor.Actor(), userName, o.Name, ttl)
-	if err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(out, tokenCreateResult{Token: secret, Details: t})
-	}
-	fmt.Fprintf(out, "token %d for %s", t.ID, userName)
-	if t.ExpiresAt != nil {
-		fmt.Fprintf(out, ", expires %s", t.ExpiresAt.Format(time.RFC3339))
-	}
-	fmt.Fprintf(out, " (shown once, store it now):\n%s\n", secret)
-	return nil
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		secret, t, err := a.auth.CreateToken(ctx, a.actor.Actor(), userName, o.Name, ttl)
+		if err != nil {
+			return err
+		}
+		if g.json() {
+			return printJSON(out, tokenCreateResult{Token: secret, Details: t})
+		}
+		fmt.Fprintf(out, "token %d for %s", t.ID, userName)
+		if t.ExpiresAt != nil {
+			fmt.Fprintf(out, ", expires %s", t.ExpiresAt.Format(time.RFC3339))
+		}
+		fmt.Fprintf(out, " (shown once, store it now):\n%s\n", secret)
+		return nil
+	})
 }
 
 func newTokenRevokeCmd(g *globalOptions) *cobra.Command {
@@ -118,20 +106,14 @@ func runTokenRevoke(ctx context.Context, g *globalOptions, id int64, out io.Writ
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	if err := a.auth.RevokeToken(ctx, a.actor.Actor(), id); err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(out, map[string]any{"token_id": id, "revoked": true})
-	}
-	fmt.Fprintf(out, "revoked token %d\n", id)
-	return nil
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		if err := a.auth.RevokeToken(ctx, a.actor.Actor(), id); err != nil {
+			return err
+		}
+		if g.json() {
+			return printJSON(out, map[string]any{"token_id": id, "revoked": true})
+		}
+		fmt.Fprintf(out, "revoked token %d\n", id)
+		return nil
+	})
 }

@@ -54,26 +54,20 @@ func runUserAdd(ctx context.Context, g *globalOptions, o *userAddOptions, name s
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	u, token, err := a.auth.AddUser(ctx, a.actor.Actor(), name, o.Email, o.Roles, !o.NoToken)
-	if err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(out, userAddResult{User: u, Token: token})
-	}
-	fmt.Fprintf(out, "added user %s (roles: %s)\n", u.Name, strings.Join(u.Roles, ", "))
-	if token != "" {
-		fmt.Fprintf(out, "API token (shown once, store it now):\n%s\n", token)
-	}
-	return nil
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		u, token, err := a.auth.AddUser(ctx, a.actor.Actor(), name, o.Email, o.Roles, !o.NoToken)
+		if err != nil {
+			return err
+		}
+		if g.json() {
+			return printJSON(out, userAddResult{User: u, Token: token})
+		}
+		fmt.Fprintf(out, "added user %s (roles: %s)\n", u.Name, strings.Join(u.Roles, ", "))
+		if token != "" {
+			fmt.Fprintf(out, "API token (shown once, store it now):\n%s\n", token)
+		}
+		return nil
+	})
 }
 
 func newUserListCmd(g *globalOptions) *cobra.Command {
@@ -143,22 +137,16 @@ func runUserDisable(ctx context.Context, g *globalOptions, name string, out io.W
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	if err := a.auth.DisableUser(ctx, a.actor.Actor(), name); err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(out, map[string]any{"user": name, "disabled": true})
-	}
-	fmt.Fprintf(out, "disabled user %s; their API tokens no longer work\n", name)
-	return nil
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		if err := a.auth.DisableUser(ctx, a.actor.Actor(), name); err != nil {
+			return err
+		}
+		if g.json() {
+			return printJSON(out, map[string]any{"user": name, "disabled": true})
+		}
+		fmt.Fprintf(out, "disabled user %s; their API tokens no longer work\n", name)
+		return nil
+	})
 }
 
 func newUserRolesCmd(g *globalOptions) *cobra.Command {
@@ -176,20 +164,14 @@ func runUserRoles(ctx context.Context, g *globalOptions, name string, roles []st
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.actor.Require(auth.PermAdmin); err != nil {
-		return err
-	}
-	if err := a.auth.SetRoles(ctx, a.actor.Actor(), name, roles); err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(out, map[string]any{"user": name, "roles": roles})
-	}
-	fmt.Fprintf(out, "%s now has roles: %s\n", name, strings.Join(roles, ", "))
-	return nil
+	return g.withApp(ctx, auth.PermAdmin, func(a *app) error {
+		if err := a.auth.SetRoles(ctx, a.actor.Actor(), name, roles); err != nil {
+			return err
+		}
+		if g.json() {
+			return printJSON(out, map[string]any{"user": name, "roles": roles})
+		}
+		fmt.Fprintf(out, "%s now has roles: %s\n", name, strings.Join(roles, ", "))
+		return nil
+	})
 }

@@ -191,6 +191,22 @@ func (g *globalOptions) openApp(ctx context.Context) (*app, error) {
 	return a, nil
 }
 
+// withApp opens the local app, checks that the actor holds perm (none when
+// empty), runs fn and closes the app.
+func (g *globalOptions) withApp(ctx context.Context, perm auth.Permission, fn func(*app) error) error {
+	a, err := g.openApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if perm != "" {
+		if err := a.actor.Require(perm); err != nil {
+			return err
+		}
+	}
+	return fn(a)
+}
+
 func (a *app) Close() {
 	a.flushNotifications()
 	if err := a.audit.Close(); err != nil {

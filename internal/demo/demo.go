@@ -266,7 +266,7 @@ CREATE INDEX orders_updated ON orders(updated_at);`
 	countries := []string{"DE", "FR", "NL", "US", "GB", "ES", "IT", "SE", "PL", "CA"}
 	for i := 1; i <= 500; i++ {
 		fn, ln := firstNames[r.IntN(len(firstNames))], lastNames[r.IntN(len(lastNames))]
-		email := fmt.Sprintf("%s.%s.%d@example.com", lower(fn), lower(ln), i)
+		email := fmt.Sprintf("%s.%s.%d@example.com", strings.ToLower(fn), strings.ToLower(ln), i)
 		created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.IntN(300*24)) * time.Hour)
 		if err := exec(ctx, tx, "INSERT INTO customers VALUES (?, ?, ?, ?, ?)", i, fn+" "+ln, email, countries[r.IntN(len(countries))], created.Format(time.RFC3339)); err != nil {
 			return err
@@ -368,16 +368,6 @@ CREATE TABLE ledger_entries (id INTEGER PRIMARY KEY, invoice_id INTEGER, account
 		}
 	}
 	return tx.Commit()
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
 }
 
 // AppWrite stands in for the application: it records a new order now, so

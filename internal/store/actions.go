@@ -45,7 +45,7 @@ type ActionRow struct {
 
 const actionCols = "id, kind, service, target, params, requester, reason, ticket, state, risk, plan_summary, plan_details, plan_hash, plan_version, rule, requirement, break_glass, freeze_name, result, error, created_at, updated_at, approved_at, expires_at, executed_at, finished_at, version"
 
-func scanAction(sc interface{ Scan(...any) error }) (ActionRow, error) {
+func scanAction(sc scanner) (ActionRow, error) {
 	var a ActionRow
 	var bg int
 	var created, updated string
@@ -130,44 +130,12 @@ type ActionFilter struct {
 
 // ListActions returns actions newest first.
 func (s *Store) ListActions(ctx context.Context, f ActionFilter) ([]ActionRow, error) {
-	var where []string
-	var args []any
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.States)), ",")+")")
-		for _, st := range f.States {
-			args = append(args, st)
-		}
-	}
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Kind != "" {
-		where = append(where, "kind = ?")
-		args = append(args, f.Kind)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	q := "SELECT " + actionCols + " FROM actions"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", min(f.Limit, 1000))
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list actions: %w", err)
-	}
-	defer rows.Close()
-	var out []ActionRow
-	for rows.Next() {
-		a, err := scanAction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list actions: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	var w filter
+	w.in("state", f.States)
+	w.eq("service", f.Service)
+	w.eq("kind", f.Kind)
+	q := "SELECT " + actionCols + " FROM actions" + w.where() + " ORDER BY id DESC" + limitClause(f.Limit)
+	return list(ctx, s, "actions", q, w.args, scanAction)
 }
 
 // ApprovalRow is one approve or reject vote on an action.

@@ -32,7 +32,7 @@ type AuditHead struct {
 
 const auditCols = "seq, ts, actor, action, target, outcome, details, prev_hash, hash"
 
-func scanAudit(sc interface{ Scan(...any) error }) (AuditRecord, error) {
+func scanAudit(sc scanner) (AuditRecord, error) {
 	var r AuditRecord
 	var ts string
 	if err := sc.Scan(&r.Seq, &ts, &r.Actor, &r.Action, &r.Target, &r.Outcome, &r.Details, &r.PrevHash, &r.Hash); err != nil {

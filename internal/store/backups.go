@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -34,7 +33,7 @@ type BackupRun struct {
 
 const backupRunCols = "id, service, backup, backup_id, method, state, actor, started_at, finished_at, size_bytes, error, manifest"
 
-func scanBackupRun(sc interface{ Scan(...any) error }) (BackupRun, error) {
+func scanBackupRun(sc scanner) (BackupRun, error) {
 	var r BackupRun
 	var started string
 	var finished sql.NullString
@@ -115,44 +114,12 @@ type BackupRunFilter struct {
 
 // ListBackupRuns returns backup runs newest first.
 func (s *Store) ListBackupRuns(ctx context.Context, f BackupRunFilter) ([]BackupRun, error) {
-	var where []string
-	var args []any
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Backup != "" {
-		where = append(where, "backup = ?")
-		args = append(args, f.Backup)
-	}
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.States)), ",")+")")
-		for _, st := range f.States {
-			args = append(args, st)
-		}
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	q := "SELECT " + backupRunCols + " FROM backup_runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(" ORDER BY started_at DESC, id DESC LIMIT %d", min(f.Limit, 1000))
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list backup runs: %w", err)
-	}
-	defer rows.Close()
-	var out []BackupRun
-	for rows.Next() {
-		r, err := scanBackupRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list backup runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	var w filter
+	w.eq("service", f.Service)
+	w.eq("backup", f.Backup)
+	w.in("state", f.States)
+	q := "SELECT " + backupRunCols + " FROM backup_runs" + w.where() + " ORDER BY started_at DESC, id DESC" + limitClause(f.Limit)
+	return list(ctx, s, "backup runs", q, w.args, scanBackupRun)
 }
 
 // FailInterruptedBackupRuns marks runs still running that started before

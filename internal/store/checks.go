@@ -30,7 +30,7 @@ type CheckRunRow struct {
 
 const checkRunCols = "id, service, check_name, database, status, violations, row_count, duration_ms, query, sample, error, actor, started_at, fix_action"
 
-func scanCheckRun(sc interface{ Scan(...any) error }) (CheckRunRow, error) {
+func scanCheckRun(sc scanner) (CheckRunRow, error) {
 	var r CheckRunRow
 	var started string
 	var rows, fix sql.NullInt64

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -42,7 +41,7 @@ type DrillRunRow struct {
 
 const drillRunCols = "id, service, drill, backup_id, state, actor, started_at, finished_at, rto_seconds, rpo_seconds, rpo_source, scratch_label, error, report"
 
-func scanDrillRun(sc interface{ Scan(...any) error }) (DrillRunRow, error) {
+func scanDrillRun(sc scanner) (DrillRunRow, error) {
 	var r DrillRunRow
 	var started string
 	var finished sql.NullString
@@ -162,44 +161,12 @@ type DrillRunFilter struct {
 
 // ListDrillRuns returns drill runs newest first.
 func (s *Store) ListDrillRuns(ctx context.Context, f DrillRunFilter) ([]DrillRunRow, error) {
-	var where []string
-	var args []any
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Drill != "" {
-		where = append(where, "drill = ?")
-		args = append(args, f.Drill)
-	}
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.States)), ",")+")")
-		for _, st := range f.States {
-			args = append(args, st)
-		}
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	q := "SELECT " + drillRunCols + " FROM drill_runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(" ORDER BY started_at DESC, id DESC LIMIT %d", min(f.Limit, 1000))
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list drill runs: %w", err)
-	}
-	defer rows.Close()
-	var out []DrillRunRow
-	for rows.Next() {
-		r, err := scanDrillRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list drill runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	var w filter
+	w.eq("service", f.Service)
+	w.eq("drill", f.Drill)
+	w.in("state", f.States)
+	q := "SELECT " + drillRunCols + " FROM drill_runs" + w.where() + " ORDER BY started_at DESC, id DESC" + limitClause(f.Limit)
+	return list(ctx, s, "drill runs", q, w.args, scanDrillRun)
 }
 
 // ScratchRow is a scratch resource a drill provisions. It is recorded
@@ -277,7 +244,7 @@ func (s *Store) LiveScratch(ctx context.Context) ([]ScratchRow, error) {
 	return out, rows.Err()
 }
 
-func scanScratch(sc interface{ Scan(...any) error }) (ScratchRow, error) {
+func scanScratch(sc scanner) (ScratchRow, error) {
 	var r ScratchRow
 	var created string
 	var destroyed sql.NullString

@@ -38,7 +38,7 @@ type GrantRow struct {
 
 const grantCols = "id, action_id, service, database, profile, engine, requester, reason, role_name, state, break_glass, created_at, issued_at, expires_at, revoke_after, revoked_at, revoke_attempts, next_attempt_at, last_error, revocation, credential_hash"
 
-func scanGrant(sc interface{ Scan(...any) error }) (GrantRow, error) {
+func scanGrant(sc scanner) (GrantRow, error) {
 	var g GrantRow
 	var actionID sql.NullInt64
 	var bg int

@@ -40,7 +40,7 @@ type OutboxRow struct {
 
 const outboxCols = "id, channel, event, severity, service, dedup_key, payload, state, attempts, last_error, created_at, next_attempt_at, delivered_at"
 
-func scanOutbox(sc interface{ Scan(...any) error }) (OutboxRow, error) {
+func scanOutbox(sc scanner) (OutboxRow, error) {
 	var r OutboxRow
 	var created, next string
 	var delivered sql.NullString

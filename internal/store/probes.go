@@ -29,7 +29,7 @@ const probeResultCols = "id, service, probe, location, status, started_at, durat
 // each, far below the parameter limits of both dialects).
 const probeResultChunk = 200
 
-func scanProbeResult(sc interface{ Scan(...any) error }) (ProbeResultRow, error) {
+func scanProbeResult(sc scanner) (ProbeResultRow, error) {
 	var r ProbeResultRow
 	var started string
 	if err := sc.Scan(&r.ID, &r.Service, &r.Probe, &r.Location, &r.Status, &started, &r.DurationMS, &r.Code, &r.Error, &r.Details); err != nil {

@@ -25,7 +25,7 @@ type AccessScanRow struct {
 
 const accessScanCols = "id, service, database, status, findings, report, error, actor, started_at"
 
-func scanAccessScan(sc interface{ Scan(...any) error }) (AccessScanRow, error) {
+func scanAccessScan(sc scanner) (AccessScanRow, error) {
 	var r AccessScanRow
 	var started string
 	if err := sc.Scan(&r.ID, &r.Service, &r.Database, &r.Status, &r.Findings, &r.Report, &r.Error, &r.Actor, &started); err != nil {

@@ -34,7 +34,7 @@ func (u User) HasRole(role string) bool {
 
 const userCols = "id, name, email, roles, created_at, disabled_at"
 
-func scanUser(sc interface{ Scan(...any) error }) (User, error) {
+func scanUser(sc scanner) (User, error) {
 	var u User
 	var roles, created string
 	var disabled sql.NullString
@@ -145,7 +145,7 @@ type Token struct {
 
 const tokenCols = "t.id, t.user_id, t.name, t.prefix, t.hash, t.created_at, t.expires_at, t.revoked_at, t.last_used_at"
 
-func scanToken(sc interface{ Scan(...any) error }, extra ...any) (Token, error) {
+func scanToken(sc scanner, extra ...any) (Token, error) {
 	var t Token
 	var created string
 	var exp, rev, used sql.NullString
