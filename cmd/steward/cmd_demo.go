@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -113,13 +112,17 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 	}
 	step("validated the config: %d services, %d users", len(cfg.Services), len(cfg.Users))
 
-	listen := o.Listen
-	if ln, err := net.Listen("tcp", listen); err != nil {
-		listen = "127.0.0.1:0"
-	} else {
-		ln.Close()
+	listen, err := demoListen(o.Listen)
+	if err != nil {
+		return err
 	}
-	so := &serveOptions{Listen: listen, Grace: 10 * time.Second}
+	site, err := demoSiteSetup(ctx, g, ws, listen, step)
+	if err != nil {
+		return fmt.Errorf("demo probes: %w", err)
+	}
+	defer site.Close()
+	cfg = site.Config
+	so := &serveOptions{Listen: listen, Grace: 10 * time.Second, SLOInterval: demoSLOInterval}
 	return serve(ctx, g, cfg, so, func(ctx context.Context, r *running) error {
 		a := r.App
 		secret, _, err := a.auth.CreateToken(ctx, a.actor.Actor(), ws.AdminUser, "demo", 0)
@@ -146,10 +149,19 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions, out io.Write
 		if err := demoKit(ctx, g, ws, step); err != nil {
 			return fmt.Errorf("demo emergency kit: %w", err)
 		}
+		if err := demoSite(ctx, r, site, recv, step); err != nil {
+			return fmt.Errorf("demo probes and SLOs: %w", err)
+		}
+		if err := demoReport(ctx, r, ws, step); err != nil {
+			return fmt.Errorf("demo evidence report: %w", err)
+		}
 		fmt.Fprintf(out, "\nWeb UI:  %s/login  (paste the token below; see Services, Approvals, Actions, Reviews, Audit)\n", r.URL)
 		fmt.Fprintf(out, "API:     curl -H 'Authorization: Bearer %s' %s/api/v1/services\n", secret, r.URL)
 		fmt.Fprintf(out, "Token for %s (admin): %s\n", ws.AdminUser, secret)
 		fmt.Fprintf(out, "CLI:     go run ./cmd/steward -c %s audit verify\n", ws.ConfigPath)
+		if err := demoScore(ctx, r, out); err != nil {
+			return fmt.Errorf("demo scorecard: %w", err)
+		}
 		if o.Once {
 			fmt.Fprintln(out, "\n--once: self-check passed, shutting down.")
 			return errStop

@@ -16,19 +16,22 @@ import (
 
 func newProbeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "probe", Short: "Synthetic probes: run one now, list what is configured, show the latest results"}
-	cmd.AddCommand(newProbeRunCmd(g), newProbeListCmd(g), newProbeStatusCmd(g))
+	cmd.AddCommand(newProbeRunCmd(g), newProbeListCmd(g), newProbeStatusCmd(g), newProbeLocationsCmd(g))
 	return cmd
 }
 
 func newProbeRunCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var opts probeRunOptions
+	cmd := &cobra.Command{
 		Use:   "run SERVICE/PROBE",
 		Short: "Run one probe now and print each step (exit 1 when it is down or could not run)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runProbeRun(cmd.Context(), g, args[0], cmd.OutOrStdout())
+			return runProbeRun(cmd.Context(), g, opts, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	opts.AddFlags(cmd)
+	return cmd
 }
 
 // serviceProbe resolves SERVICE/PROBE against the config.
@@ -54,7 +57,8 @@ func serviceProbe(cfg *config.Config, arg string) (*config.Probe, error) {
 
 // runProbeRun runs a probe from this machine. It reads the config only:
 // a probe changes nothing, so it needs no store and writes no audit event.
-func runProbeRun(ctx context.Context, g *globalOptions, arg string, out io.Writer) error {
+// With opts.Artifacts, a failed run's artifacts are written there as files.
+func runProbeRun(ctx context.Context, g *globalOptions, opts probeRunOptions, arg string, out, errOut io.Writer) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
@@ -66,17 +70,27 @@ func runProbeRun(ctx context.Context, g *globalOptions, arg string, out io.Write
 	if err != nil {
 		return err
 	}
-	opts := probe.Options{Logger: g.logger()}
+	popts := probe.Options{Logger: g.logger()}
 	if p.Type == "browser" {
-		opts.BrowserPool = probe.NewBrowserPool(1, "")
+		popts.BrowserPool = probe.NewBrowserPool(1, "")
 	}
-	res := probe.Run(ctx, p, opts)
+	res := probe.Run(ctx, p, popts)
+	var paths []string
+	if opts.Artifacts != "" {
+		if paths, err = writeArtifacts(opts.Artifacts, arg, res); err != nil {
+			return err
+		}
+	}
 	if g.json() {
 		if err := printJSON(out, res); err != nil {
 			return err
 		}
+		for _, path := range paths {
+			fmt.Fprintf(errOut, "artifact written to %s\n", path)
+		}
 	} else {
 		printProbeResult(out, arg, res)
+		printArtifacts(out, res, paths)
 	}
 	if res.Status != probe.Up {
 		return silentError{exitFailed}
@@ -142,6 +156,9 @@ func newProbeListCmd(g *globalOptions) *cobra.Command {
 				Interval string `json:"interval"`
 				Timeout  string `json:"timeout"`
 				Target   string `json:"target"`
+				// Locations the probe runs from, and its quorum.
+				Locations []string `json:"locations"`
+				Quorum    int      `json:"quorum"`
 			}
 			var rows []row
 			for _, s := range cfg.Services {
@@ -158,7 +175,7 @@ func newProbeListCmd(g *globalOptions) *cobra.Command {
 					case p.Type == "journey":
 						target = fmt.Sprintf("%d steps", len(p.Steps))
 					}
-					rows = append(rows, row{s.Name, p.Name, p.Type, p.Interval, p.Timeout, probe.RedactURL(target)})
+					rows = append(rows, row{s.Name, p.Name, p.Type, p.Interval, p.Timeout, probe.RedactURL(target), p.LocationNames(), p.QuorumSize()})
 				}
 			}
 			if len(args) == 1 && cfg.Service(args[0]) == nil {
@@ -171,9 +188,13 @@ func newProbeListCmd(g *globalOptions) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERVICE\tPROBE\tTYPE\tINTERVAL\tTIMEOUT\tTARGET")
+			fmt.Fprintln(tw, "SERVICE\tPROBE\tTYPE\tINTERVAL\tTIMEOUT\tLOCATIONS\tTARGET")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Name, r.Type, r.Interval, r.Timeout, r.Target)
+				locs := strings.Join(r.Locations, ",")
+				if len(r.Locations) > 1 {
+					locs += fmt.Sprintf(" (quorum %d)", r.Quorum)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Name, r.Type, r.Interval, r.Timeout, locs, r.Target)
 			}
 			return tw.Flush()
 		},
@@ -205,6 +226,13 @@ type probeStatusRow struct {
 	DurationMS int64      `json:"duration_ms"`
 	Code       int        `json:"code,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// LocationHealth is the health of the row's location: healthy,
+	// unhealthy, stale or never seen (see `probe locations`).
+	LocationHealth string `json:"location_health,omitempty"`
+	// Quorum and Verdict are set on the row that combines the locations
+	// of a probe that runs from several.
+	Quorum  string         `json:"quorum,omitempty"`
+	Verdict *probe.Verdict `json:"verdict,omitempty"`
 }
 
 // runProbeStatus reports the latest result of each probe the server ran,
@@ -242,6 +270,9 @@ func runProbeStatus(ctx context.Context, g *globalOptions, service string, out i
 			}
 		}
 	}
+	if rows, err = withLocations(ctx, a.store, a.cfg, rows); err != nil {
+		return err
+	}
 	if g.json() {
 		return printJSON(out, rows)
 	}
@@ -256,6 +287,12 @@ func runProbeStatus(ctx context.Context, g *globalOptions, service string, out i
 		name := r.Probe
 		if r.Location != "" && r.Location != probe.Location {
 			name += "@" + r.Location
+			if r.LocationHealth != probe.LocationHealthy {
+				name += " (" + r.LocationHealth + ")"
+			}
+		}
+		if r.Verdict != nil {
+			name += " (quorum " + r.Quorum + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, name, strings.ToUpper(r.Status), last, dur, r.Error)
 	}

@@ -29,6 +29,8 @@ import (
 	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/probe"
 	"github.com/stewardhq/steward/internal/probe/sched"
+	"github.com/stewardhq/steward/internal/probe/slowatch"
+	"github.com/stewardhq/steward/internal/readiness"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -36,6 +38,9 @@ import (
 type serveOptions struct {
 	Listen string
 	Grace  time.Duration
+	// SLOInterval is how often the probe.slo job evaluates SLOs and
+	// alerts; zero is slowatch.DefaultInterval (the demo uses less).
+	SLOInterval time.Duration
 }
 
 func (o *serveOptions) AddFlags(cmd *cobra.Command) {
@@ -184,6 +189,8 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	jcfg.Periodic = append(jcfg.Periodic, access.Periodic())
 	jcfg.Periodic = append(jcfg.Periodic, access.ScanPeriodic(cfg)...)
 	jcfg.Periodic = append(jcfg.Periodic, probe.RollupPeriodic())
+	jcfg.Periodic = append(jcfg.Periodic, slowatch.Periodic(o.SLOInterval))
+	jcfg.Periodic = append(jcfg.Periodic, readiness.Periodic(cfg))
 	accessDeps := a.accessDeps(pipeline.Config)
 	// Grants that expired while Steward was down are revoked before the
 	// server answers anything.
@@ -220,6 +227,13 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 		Config: pipeline.Config,
 	})
 	probe.RegisterRollupWorker(jreg, st)
+	sloMetrics, err := slowatch.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	slowatch.RegisterWorker(jreg, slowatch.New(slowatch.Deps{Store: st, Notifier: outbox, Audit: a.auditFunc(), Logger: log, Metrics: sloMetrics}), pipeline.Config)
+	scorer := newEvaluator(a, pipeline.Config)
+	readiness.RegisterWorker(jreg, scorer)
 	runner, err := jobs.New(ctx, jcfg, jreg)
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
@@ -236,7 +250,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 
 	srv, err := server.New(server.Options{
 		Config: cfg, Store: st, Auth: a.auth, Audit: a.auditFunc(), Logger: log.With("component", "server"),
-		Registry: reg, Version: version, Actions: pipeline,
+		Registry: reg, Version: version, Actions: pipeline, Scorecard: scorer.Evaluate,
 	})
 	if err != nil {
 		return err
@@ -319,9 +333,11 @@ func startProbes(ctx context.Context, cfg *config.Config, st *store.Store, reg p
 	return p, nil
 }
 
-// update schedules the probes of cfg, keeping unchanged ones on their slots.
+// update schedules the probes of cfg that run from the server itself
+// (location local; agents run the others), keeping unchanged ones on their
+// slots.
 func (p *probeRunner) update(cfg *config.Config) error {
-	if _, err := p.sched.Update(p.recorder.Jobs(cfg, p.opts)); err != nil {
+	if _, err := p.sched.Update(p.recorder.Jobs(probe.ForLocation(cfg, probe.Location), p.opts)); err != nil {
 		return fmt.Errorf("probe schedule: %w", err)
 	}
 	return nil

@@ -299,7 +299,10 @@ func TestDemoOnce(t *testing.T) {
 		"the gate executed: succeeded", "broke the glass", "review 1 completed", "break_glass.used×1",
 		"backup shop/nightly", "encrypted with age", "drill shop/weekly PASSED", "from restored-data",
 		"orders-amount FAIL (3)", "orders-amount re-checked: PASS",
-		"UPDATE was denied", "erin's open session was terminated", "legacy_reporting (high", "kit opens: 2 credentials recovered", "refuses to open"} {
+		"UPDATE was denied", "erin's open session was terminated", "legacy_reporting (high", "kit opens: 2 credentials recovered", "refuses to open",
+		"dana (auditor) exported the evidence", "the auditor's check passes",
+		"sees site/healthz, site/ui and site/checkout up", "SLO site/healthz availability 99.9%", "site/checkout is down: unexpected HTTP status 500",
+		"delivered it to the webhook: probe.down", `"RESOLVED: site/checkout is no longer down (recovered)" with the same dedup key`} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

@@ -297,6 +297,10 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 		newKitCmd(g),
 		accessCmd(g),
 		newProbeCmd(g),
+		newSLOCmd(g),
+		newAgentCmd(g),
+		newReportCmd(g),
+		newScoreCmd(g),
 	)
 	return root
 }

@@ -40,17 +40,18 @@ const (
 	PermApprove    Permission = "approve"     // approve or reject actions
 	PermAdmin      Permission = "admin"       // users, tokens, configuration
 	PermBreakGlass Permission = "break_glass" // execute without approval, loudly
+	PermProbeAgent Permission = "probe.agent" // run probes as a remote agent: fetch assignments, upload results
 )
 
 // AllPermissions lists every permission, for validation and docs.
-var AllPermissions = []Permission{PermRead, PermAuditRead, PermOperate, PermApprove, PermAdmin, PermBreakGlass}
+var AllPermissions = []Permission{PermRead, PermAuditRead, PermOperate, PermApprove, PermAdmin, PermBreakGlass, PermProbeAgent}
 
 var builtinPerms = map[string][]Permission{
 	RoleViewer:   {PermRead},
 	RoleOperator: {PermRead, PermOperate},
 	RoleApprover: {PermRead, PermApprove},
 	RoleAuditor:  {PermRead, PermAuditRead},
-	RoleAdmin:    {PermRead, PermAuditRead, PermOperate, PermApprove, PermAdmin},
+	RoleAdmin:    {PermRead, PermAuditRead, PermOperate, PermApprove, PermAdmin, PermProbeAgent},
 }
 
 // Sentinel errors.

@@ -18,6 +18,8 @@ type Config struct {
 	Policies Policies  `yaml:"policies" doc:"Policies applied to actions. Only allowed in the main file."`
 	Notify   Notify    `yaml:"notify" doc:"Notification channels and routing. Only allowed in the main file."`
 	Kit      Kit       `yaml:"kit" doc:"The offline emergency kit's contents. Only allowed in the main file."`
+	// Readiness configures the readiness scorecard.
+	Readiness Readiness `yaml:"readiness" doc:"The readiness scorecard: thresholds per tier, control weights, policy test files and waivers. Only allowed in the main file."`
 
 	// Path is the absolute path of the main config file.
 	Path string `yaml:"-"`
@@ -25,11 +27,12 @@ type Config struct {
 
 // Steward holds the settings of the Steward server.
 type Steward struct {
-	Store              string `yaml:"store" doc:"State database: sqlite:///abs/path.db, sqlite://relative.db (relative to the main file's directory), or postgres://... (postgresql:// also accepted). May be a secret reference (env:NAME, file:PATH). A password inline in the URL is an error unless allow_inline_secrets is set. Defaults to sqlite://<data_dir>/steward.db."`
-	Listen             string `yaml:"listen" default:"127.0.0.1:8080" doc:"Address (host:port) the HTTP server listens on."`
-	DataDir            string `yaml:"data_dir" default:"steward-data" doc:"Directory for local state (SQLite store, generated keys). A relative path is resolved against the main config file's directory."`
-	Audit              Audit  `yaml:"audit" doc:"Tamper-evident audit log settings."`
-	AllowInlineSecrets bool   `yaml:"allow_inline_secrets" default:"false" doc:"Allow secrets written inline in the config (passwords in URLs, a literal signing key). Meant for local experiments only."`
+	Store              string     `yaml:"store" doc:"State database: sqlite:///abs/path.db, sqlite://relative.db (relative to the main file's directory), or postgres://... (postgresql:// also accepted). May be a secret reference (env:NAME, file:PATH). A password inline in the URL is an error unless allow_inline_secrets is set. Defaults to sqlite://<data_dir>/steward.db."`
+	Listen             string     `yaml:"listen" default:"127.0.0.1:8080" doc:"Address (host:port) the HTTP server listens on."`
+	DataDir            string     `yaml:"data_dir" default:"steward-data" doc:"Directory for local state (SQLite store, generated keys). A relative path is resolved against the main config file's directory."`
+	Audit              Audit      `yaml:"audit" doc:"Tamper-evident audit log settings."`
+	AllowInlineSecrets bool       `yaml:"allow_inline_secrets" default:"false" doc:"Allow secrets written inline in the config (passwords in URLs, a literal signing key). Meant for local experiments only."`
+	StatusPage         StatusPage `yaml:"status_page" doc:"The optional public status page (/status, /status.json): read-only, no authentication, chosen services only."`
 }
 
 // Audit holds the audit log settings.
@@ -71,6 +74,8 @@ type Service struct {
 	Fixes       []Fix             `yaml:"fixes" doc:"Reviewed, parameterized data repairs, applied through the action pipeline."`
 	Access      []Access          `yaml:"access" doc:"Just-in-time access profiles for the service's databases."`
 	Probes      []Probe           `yaml:"probes" doc:"Synthetic probes that check from the outside that the service works for its users."`
+	SLO         SLO               `yaml:"slo" doc:"Service level objectives of the service as a whole: every check of every probe of the service counts. Probes can have their own slo too."`
+	Maintenance []Maintenance     `yaml:"maintenance" doc:"Planned maintenance windows: the service's probes open no alerts during them, and their checks are left out of every error budget."`
 }
 
 // Contacts lists who to call for a service.

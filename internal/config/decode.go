@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -73,8 +74,24 @@ type field struct {
 	pattern  string
 }
 
+// fieldCache holds fieldsOf's answer per struct type: decoding calls it
+// for every value, and re-reading the tags each time made parsing a config
+// of 10,000 probes allocate about 500 MB (bench/probebench).
+var fieldCache sync.Map // reflect.Type -> []field
+
 // fieldsOf returns the YAML fields of struct type t in declaration order.
+// The slice is shared: callers must not modify it.
 func fieldsOf(t reflect.Type) []field {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]field)
+	}
+	fs := readFields(t)
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+// readFields reads the YAML fields of struct type t from its tags.
+func readFields(t reflect.Type) []field {
 	var out []field
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -165,6 +182,12 @@ func noun(t reflect.Type) string {
 		return "access profile"
 	case reflect.TypeFor[Kit]():
 		return "kit"
+	case reflect.TypeFor[Readiness]():
+		return "readiness"
+	case reflect.TypeFor[ReadinessThresholds]():
+		return "readiness thresholds"
+	case reflect.TypeFor[Waiver]():
+		return "waiver"
 	case reflect.TypeFor[KitCredential]():
 		return "kit credential"
 	case reflect.TypeFor[Notify]():

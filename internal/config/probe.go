@@ -47,6 +47,15 @@ type Probe struct {
 	Interval string `yaml:"interval" default:"30s" doc:"How often the probe runs."`
 	Timeout  string `yaml:"timeout" default:"10s" doc:"Longest a run may take; must not exceed interval. A journey's cleanup steps get a budget of their own, so that they run even after a timeout."`
 	Assert   string `yaml:"assert" doc:"Condition the result must meet, an expr-lang expression such as status == 200 && duration < 800ms && json.items.size() > 0. Duration literals (800ms, 2s, 1m30s) are allowed and x.size() is len(x). Not for journeys and browser probes (assert per step) and ratelimit probes. Variables: http and journey steps: status, duration, headers, body, json (the body decoded, nil when it is not JSON), plus vars in journey steps; tcp: duration, body (what was read); dns: duration, answers; tls: duration, days_left, version. Without assert an HTTP status from 200 to 399 is success."`
+	// Locations and Quorum: where the probe runs from, and how many healthy
+	// locations must agree that the target is down.
+	Locations []string `yaml:"locations" pattern:"name" doc:"Locations the probe runs from (default [local]): local is the server itself; any other name is a location served by a steward agent started with --location NAME. Each location keeps its own results and health."`
+	Quorum    int      `yaml:"quorum" minimum:"1" doc:"How many healthy locations must agree before the target is down, from 1 to the number of locations (default: 1 with one location, otherwise a majority, floor(n/2)+1). A location that cannot probe (broken) does not count."`
+	// SLO and alerting (see probe_slo.go).
+	SLO           SLO      `yaml:"slo" doc:"Service level objectives of this probe, measured over its checks (after location quorum), with burn-rate alerts."`
+	Confirmations int      `yaml:"confirmations" default:"2" minimum:"1" maximum:"100" doc:"How many consecutive checks (and SLO evaluations) must agree before the probe's alert state changes (down, degraded, recovered), so that one flap does not page."`
+	DependsOn     []string `yaml:"depends_on" doc:"Probes this one depends on: probe (same service) or service/probe. While one of them is down, this probe opens no new alerts (it still resolves its open ones)."`
+	Alert         bool     `yaml:"alert" default:"true" doc:"Whether the probe sends alerts (down, degraded, recovered and burn-rate). false keeps measuring it and its SLO without notifying."`
 
 	// http, journey, ratelimit
 	URL             string            `yaml:"url" doc:"http, ratelimit: the URL requested (http or https). Credentials inline in the URL are errors unless allow_inline_secrets; query values are redacted from results when they look like tokens."`
@@ -163,7 +172,7 @@ var probeKeys = map[string][]string{
 	ProbeBrowser:   {"steps"},
 }
 
-var commonProbeKeys = []string{"name", "type", "interval", "timeout", "assert"}
+var commonProbeKeys = []string{"name", "type", "interval", "timeout", "assert", "locations", "quorum", "slo", "confirmations", "depends_on", "alert"}
 
 // IntervalDuration is the probe's interval.
 func (p *Probe) IntervalDuration() time.Duration {
@@ -522,6 +531,8 @@ func (l *loader) validateProbes(cfg *Config, i int) {
 		}
 		l.absProbeFiles(p, path)
 		l.checkProbeKeys(p, path)
+		l.checkLocations(p, path)
+		l.checkSLO(p.SLO, path+".slo")
 		iv, err1 := ParseDuration(p.Interval)
 		if err1 != nil {
 			l.errorf(l.at(path+".interval"), "%v", err1)

@@ -183,9 +183,12 @@ func (l *loader) validate(cfg *Config) {
 		}
 	}
 
+	l.validateProbeDeps(cfg)
 	l.validatePolicies(cfg, roles, services)
 	l.validateNotify(cfg, services)
+	l.validateStatusPage(cfg.Steward.StatusPage, services)
 	l.validateKit(cfg)
+	l.validateReadiness(cfg)
 }
 
 // knownHint suggests a close name, or lists the known ones.
@@ -387,6 +390,8 @@ func (l *loader) validateService(cfg *Config, i int, first map[string]int) {
 	l.validateIntegrity(cfg, i)
 	l.validateAccess(cfg, i)
 	l.validateProbes(cfg, i)
+	l.checkSLO(cfg.Services[i].SLO, path+".slo")
+	l.checkMaintenance(cfg.Services[i].Maintenance, path)
 }
 
 // checkDBURL validates a database URL, resolving it first if it is a

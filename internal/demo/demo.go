@@ -45,6 +45,9 @@ func Setup(ctx context.Context, dir string) (*Workspace, error) {
 	if err := os.WriteFile(filepath.Join(dir, "emergency-shop.dsn"), []byte("sqlite://"+filepath.Join(dir, "apps", "shop.db")+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("demo emergency credential: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "policy-tests.yaml"), []byte(policyTests), 0o644); err != nil {
+		return nil, fmt.Errorf("demo policy tests: %w", err)
+	}
 	if _, err := os.Stat(ws.ConfigPath); os.IsNotExist(err) {
 		id, err := age.GenerateX25519Identity()
 		if err != nil {
@@ -133,6 +136,14 @@ notify:
   channels:
     - {name: ops-webhook, type: webhook, url: file:webhook.url, secret: file:webhook.secret}
 
+# The readiness scorecard (steward score): the policy tests its
+# approval-policy control runs, and a waiver - with an owner and an expiry,
+# audited - for a control billing cannot meet yet.
+readiness:
+  policy_tests: [policy-tests.yaml]
+  waivers:
+    - {service: billing, control: probes-slo, reason: "the ledger has no public endpoint to probe until the invoicing API ships (FIN-12)", owner: team-finance, expires: "{{.WaiverExpires}}"}
+
 services:
   - name: shop
     description: Web shop - catalog, cart and orders
@@ -192,12 +203,35 @@ services:
       - {name: ledger, engine: sqlite, url: "sqlite://{{.Dir}}/apps/ledger.db"}
 `))
 
+// policyTests are the demo's policy tests (steward policy test, and the
+// readiness control approval-policy): canaries the policy must refuse next
+// to controls that show the same rule satisfied.
+const policyTests = `cases:
+  - name: canary self-approval of a shop deploy is refused
+    action: {kind: deploy.gate, service: shop, requester: alice}
+    votes: [{user: alice, roles: [approver]}, {user: bob, roles: [approver]}]
+    expect: {rule: shop-deploys, state: pending, ignored: [alice]}
+  - name: control two other approvers approve a shop deploy
+    action: {kind: deploy.gate, service: shop, requester: erin}
+    votes: [{user: alice, roles: [admin, approver]}, {user: bob, roles: [approver]}]
+    expect: {rule: shop-deploys, state: approved}
+  - name: canary one approval is not enough for a data fix
+    action: {kind: fix.apply, service: shop, requester: erin, facts: {rows_affected: 3}}
+    votes: [{user: carol, roles: [approver, dba]}]
+    expect: {rule: data-fixes, state: pending}
+  - name: canary a stale approval of an earlier plan does not count
+    action: {kind: sql.exec, service: billing, requester: erin}
+    votes: [{user: bob, roles: [approver], stale: true}, {user: carol, roles: [approver]}]
+    expect: {rule: data-fixes, state: pending, ignored: [bob]}
+`
+
 func writeConfig(path, dir, recipient string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	if err := configTmpl.Execute(f, map[string]string{"Dir": dir, "Recipient": recipient}); err != nil {
+	vars := map[string]string{"Dir": dir, "Recipient": recipient, "WaiverExpires": time.Now().UTC().AddDate(0, 3, 0).Format("2006-01-02")}
+	if err := configTmpl.Execute(f, vars); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("demo config: %w", err)

@@ -23,6 +23,10 @@ const (
 	// Error: the probe itself could not run (an unresolvable secret, an
 	// unreadable CA file, a forbidden ratelimit target).
 	Error Status = "error"
+	// Broken: the location could not probe (its agent's self-check
+	// failed: no network, no resolver), so the result says nothing about
+	// the target. It does not count as down, nor against an error budget.
+	Broken Status = "broken"
 )
 
 // Phases are the timings of one request. Zero means the phase did not
@@ -75,11 +79,20 @@ type Result struct {
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 }
 
-// Artifact is a file kept with a failed run.
+// Artifact is a file kept with a failed run. A run returns it with its
+// Data (base64 in JSON); once the Recorder has stored it in the store's
+// probe_artifacts table, the result keeps only the reference: ID, Size,
+// Truncated and SHA256 (see StoreArtifacts).
 type Artifact struct {
 	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
-	Data        []byte `json:"data"`
+	Data        []byte `json:"data,omitempty"`
+	ID          int64  `json:"id,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	Truncated   bool   `json:"truncated,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	// Error says why the artifact was not stored; its data is dropped.
+	Error string `json:"error,omitempty"`
 }
 
 // Options tune a run.

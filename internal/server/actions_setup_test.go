@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -149,9 +150,17 @@ func (b *actionsBundle) callJSON(t *testing.T, method, path, user, body string, 
 	return r
 }
 
-// form posts a form as the user, with the UI cookie.
+// form posts a form as the user, with the UI cookie and, unless vals has a
+// "csrf" entry already, the cookie's CSRF token.
 func (b *actionsBundle) form(t *testing.T, path, user string, vals url.Values, headers ...string) response {
 	t.Helper()
+	if _, ok := vals["csrf"]; !ok && user != "" {
+		vals = maps.Clone(vals)
+		if vals == nil {
+			vals = url.Values{}
+		}
+		vals.Set("csrf", csrfToken(b.tokens[user]))
+	}
 	req, err := http.NewRequest("POST", b.ts.URL+path, strings.NewReader(vals.Encode()))
 	if err != nil {
 		t.Fatal(err)

@@ -58,29 +58,6 @@ type actionItem struct {
 	Missing string // what is still needed, while pending
 }
 
-type approvalsData struct {
-	Actions []actionItem
-}
-
-func (s *Server) approvalsPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ctx := r.Context()
-	list, err := s.actions.List(ctx, store.ActionFilter{States: []string{string(action.PendingApproval)}, Limit: uiListLimit})
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	d := approvalsData{Actions: make([]actionItem, 0, len(list))}
-	for _, a := range list {
-		dec, err := s.actions.Decision(ctx, a)
-		if err != nil {
-			return err
-		}
-		d.Actions = append(d.Actions, actionItem{Action: a, Age: age(now, a.CreatedAt), Missing: dec.Missing})
-	}
-	s.render(w, r, http.StatusOK, "approvals", page{Title: "Approvals", Nav: "approvals", User: p.User.Name, Data: d})
-	return nil
-}
-
 type actionsData struct {
 	Actions []actionItem
 	State   string
@@ -124,6 +101,7 @@ type actionData struct {
 	Error    *httpError
 	Comment  string // what the person typed, kept when a vote is refused
 	Mine     bool   // the viewer requested it
+	CanVote  bool   // the viewer is eligible for one of the approval groups
 	Pending  bool   // votes are possible
 	Issuable bool   // an approved access grant: its requester may issue it
 }
@@ -156,6 +134,7 @@ func (s *Server) renderAction(w http.ResponseWriter, r *http.Request, p auth.Pri
 		d.Result = indentJSON(a.Result.Details)
 	}
 	d.Mine = a.Requester == p.User.Name
+	d.CanVote = canVote(p, d.Decision)
 	d.Pending = a.State == action.PendingApproval
 	d.Issuable = a.Kind == access.KindName && a.State == action.Approved && s.access != nil
 	s.render(w, r, status, "action", page{Title: fmt.Sprintf("Action #%d", a.ID), Nav: "approvals", User: p.User.Name, Data: d})
@@ -211,7 +190,13 @@ func (s *Server) voteForm(decision string) uiFunc {
 		if decision == "reject" {
 			vote = s.actions.Reject
 		}
-		if _, _, err := vote(r.Context(), p, id, v); err != nil {
+		_, _, err = vote(r.Context(), p, id, v)
+		if r.PostForm.Get("card") != "" && r.Header.Get("HX-Request") == "true" {
+			// The approvals page's htmx form: answer with the action's
+			// card, showing the vote or the refusal.
+			return s.voteCard(w, r, p, id, decision, v.Comment, err)
+		}
+		if err != nil {
 			if !showOnPage(err) {
 				return err
 			}

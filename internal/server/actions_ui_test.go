@@ -64,7 +64,8 @@ func TestApprovalPages(t *testing.T) {
 	}
 	// A viewer is not eligible.
 	r = b.form(t, page+"/approve", "vic", url.Values{"comment": {"me too"}})
-	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "not eligible") || !strings.Contains(r.body, "me too") {
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "not eligible") || !strings.Contains(r.body, "You are not among those who may approve") ||
+		strings.Contains(r.body, page+"/approve") {
 		t.Fatalf("viewer approval: %d\n%s", r.StatusCode, r.body)
 	}
 	// Rejecting needs a comment.

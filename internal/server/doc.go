@@ -22,10 +22,19 @@
 // /login sets (HttpOnly, SameSite=Strict, Secure under TLS). Authenticated
 // tokens are cached by their SHA-256 for tokenCacheTTL (3s) and never past
 // their expiry, so a revoked token or a disabled user stops working within
-// 3 seconds on every replica. Failures are never cached. Cross-origin
-// state-changing requests are refused (http.CrossOriginProtection), which
-// with the SameSite=Strict cookie is the UI's CSRF defence (login, logout
-// and the approval and review forms alike).
+// 3 seconds on every replica. Failures are never cached. The UI's CSRF
+// defence is threefold: the SameSite=Strict cookie, the refusal of
+// cross-origin state-changing requests (http.CrossOriginProtection), and a
+// CSRF token on every cookie-authenticated post (csrf.go: an HMAC keyed
+// with the cookie, in a hidden form field or htmx's X-CSRF-Token header).
+//
+// UI pages (docs/ui.md): the overview at / (readiness scores, controls that
+// need work, pending approvals, overdue reviews), services and a service
+// (controls, backups, drills with an SVG RTO/RPO chart, check trends,
+// fixes, grants, probes, contacts; svg.go draws the charts), drills, probes,
+// approvals (votes swap the action's card with htmx), actions, reviews and
+// the audit log (filters, verification cached for a minute, the last
+// checkpoint). The readiness scorecard comes from Options.Scorecard.
 //
 // The one exception is POST /api/v1/slack/interactions, Slack's button
 // callback: it carries no token and is authenticated by Slack's request

@@ -66,6 +66,8 @@ func errorStatus(err error) httpError {
 		return httpError{http.StatusUnauthorized, err.Error(), "check that the whole token was copied; " + tokenHint}
 	case errors.Is(err, auth.ErrUserDisabled):
 		return httpError{http.StatusUnauthorized, err.Error(), "a disabled user cannot be enabled again; ask an admin for a new user"}
+	case errors.Is(err, errCSRF):
+		return httpError{http.StatusForbidden, err.Error(), "the form is from an old page or another site: reload the page and submit it again; if that fails, log out and log in again"}
 	case errors.Is(err, auth.ErrForbidden):
 		return httpError{http.StatusForbidden, err.Error(), "ask an admin for a role with that permission (`steward user roles USER ROLE...`)"}
 	case errors.Is(err, errActionsDisabled):

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/probe"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -31,10 +32,12 @@ const (
 // probeConf is a configured probe as the API and UI show it: no URLs,
 // headers or secrets, only what identifies it.
 type probeConf struct {
-	Service  string
-	Name     string
-	Type     string
-	Interval string
+	Service   string
+	Name      string
+	Type      string
+	Interval  string
+	Locations []string // where it runs from
+	Quorum    int      // healthy locations that must agree it is down
 }
 
 func probeKey(service, probe string) string { return service + "/" + probe }
@@ -48,7 +51,7 @@ func probeConfs(c *config.Config) ([]probeConf, map[string]int) {
 	for _, svc := range c.Services {
 		for _, p := range svc.Probes {
 			idx[probeKey(svc.Name, p.Name)] = len(out)
-			out = append(out, probeConf{Service: svc.Name, Name: p.Name, Type: p.Type, Interval: p.Interval})
+			out = append(out, probeConf{Service: svc.Name, Name: p.Name, Type: p.Type, Interval: p.Interval, Locations: p.LocationNames(), Quorum: p.QuorumSize()})
 		}
 	}
 	return out, idx
@@ -65,6 +68,12 @@ type probeStatusJSON struct {
 	DurationMS int64      `json:"duration_ms"`
 	Code       int        `json:"code"`
 	Error      string     `json:"error"`
+	// Locations is the latest result from each location the probe runs
+	// from, with the location's health; Verdict combines them by the
+	// probe's quorum (probes with several locations only).
+	Locations []locationResultJSON `json:"locations"`
+	Quorum    int                  `json:"quorum"`
+	Verdict   *probe.Verdict       `json:"verdict,omitempty"`
 }
 
 // probeResultJSON is one stored run or miss. Results are redacted before
@@ -115,11 +124,17 @@ func (s *Server) probeStatuses(r *http.Request, service string) ([]probeStatusJS
 		return nil, err
 	}
 	newest := map[string]store.ProbeResultRow{}
+	byLocation := map[string][]store.ProbeResultRow{}
 	for _, row := range latest {
+		byLocation[probeKey(row.Service, row.Probe)] = append(byLocation[probeKey(row.Service, row.Probe)], row)
 		k := probeKey(row.Service, row.Probe)
 		if cur, ok := newest[k]; !ok || row.StartedAt.After(cur.StartedAt) {
 			newest[k] = row
 		}
+	}
+	health, err := s.locationHealth(r)
+	if err != nil {
+		return nil, err
 	}
 	out := []probeStatusJSON{}
 	for _, p := range snap.probes {
@@ -131,6 +146,7 @@ func (s *Server) probeStatuses(r *http.Request, service string) ([]probeStatusJS
 			last := row.StartedAt
 			v.Location, v.Status, v.LastRun, v.DurationMS, v.Code, v.Error = row.Location, row.Status, &last, row.DurationMS, row.Code, row.Error
 		}
+		withLocationResults(&v, p, byLocation[probeKey(p.Service, p.Name)], health)
 		out = append(out, v)
 	}
 	return out, nil
@@ -327,7 +343,8 @@ func availabilityBar(rollups []rollupJSON, now time.Time) []hourBox {
 }
 
 type probesData struct {
-	Probes []probeStatusJSON
+	Probes    []probeStatusJSON
+	Locations []probe.LocationStatus
 }
 
 func (s *Server) probesPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -335,7 +352,11 @@ func (s *Server) probesPage(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "probes", page{Title: "Probes", Nav: "probes", User: p.User.Name, Data: probesData{Probes: probes}})
+	locs, err := s.locations(r)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "probes", page{Title: "Probes", Nav: "probes", User: p.User.Name, Data: probesData{Probes: probes, Locations: locs}})
 	return nil
 }
 
@@ -344,6 +365,7 @@ type probeData struct {
 	Results      []store.ProbeResultRow
 	Bar          []hourBox
 	Availability string // over the window, "" without runs
+	SLO          *probeSLO
 }
 
 func (s *Server) probePage(w http.ResponseWriter, r *http.Request, pr auth.Principal) error {
@@ -360,7 +382,7 @@ func (s *Server) probePage(w http.ResponseWriter, r *http.Request, pr auth.Princ
 	if err != nil {
 		return err
 	}
-	d := probeData{Probe: p, Results: rows, Bar: availabilityBar(rollups, now)}
+	d := probeData{Probe: p, Results: rows, Bar: availabilityBar(rollups, now), SLO: s.probeSLOData(r, p.Service, p.Name, now)}
 	var up, runs int64
 	for _, b := range rollups {
 		up, runs = up+b.Up, runs+b.Runs

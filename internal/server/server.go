@@ -17,6 +17,7 @@ import (
 	"github.com/stewardhq/steward/internal/action"
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/readiness"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -47,6 +48,10 @@ type Options struct {
 	// pipeline has the access.grant kind, /api/v1/access/grants and the
 	// "Issue credentials" form serve it too.
 	Actions *action.Pipeline
+	// Scorecard evaluates the readiness scorecard of a service ("" for
+	// all) for the overview and service pages. nil: the pages say the
+	// scorecard is not available.
+	Scorecard func(ctx context.Context, service string) (*readiness.Scorecard, error)
 }
 
 // Server is Steward's HTTP server.
@@ -59,10 +64,17 @@ type Server struct {
 	version string
 	ready   func(ctx context.Context) error
 	actions *action.Pipeline
-	access  *access.Deps     // the pipeline's access.grant kind; nil without one
-	now     func() time.Time // the clock for Slack signature checks and ages
+	access  *access.Deps // the pipeline's access.grant kind; nil without one
+	score   func(ctx context.Context, service string) (*readiness.Scorecard, error)
+	// verifier caches the audit page's verification of the log; scores
+	// the recent scorecards of the pages.
+	verifier verifyCache
+	scores   scoreCache
+	now      func() time.Time // the clock for Slack signature checks and ages
 
 	snap     atomic.Pointer[snapshot]
+	agents   atomic.Pointer[agentSnapshot] // what each probe location runs
+	status   statusPage                    // the public status page
 	tokens   *tokenCache
 	metrics  *httpMetrics
 	pages    map[string]*template.Template
@@ -92,6 +104,7 @@ func New(opts Options) (*Server, error) {
 		ready:   opts.Ready,
 		actions: opts.Actions,
 		access:  accessDepsOf(opts.Actions),
+		score:   opts.Scorecard,
 		now:     time.Now,
 	}
 	if s.log == nil {
@@ -134,6 +147,8 @@ func (s *Server) setConfig(c *config.Config) error {
 		return err
 	}
 	s.snap.Store(snap)
+	s.agents.Store(newAgentSnapshot(c))
+	s.status.conf.Store(newStatusConf(c))
 	return nil
 }
 

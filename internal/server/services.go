@@ -122,6 +122,10 @@ type snapshot struct {
 	// slackChannels counts slack channels, with or without a secret.
 	slackChannels int
 
+	// config is the configuration itself, for the pages that need more
+	// than the views above (objectives); never serialized.
+	config *config.Config
+
 	probes   []probeConf    // every configured probe, in configuration order
 	probeIdx map[string]int // index into probes, by "service/probe"
 }
@@ -137,7 +141,7 @@ type servicesResponse struct {
 }
 
 func newSnapshot(c *config.Config) (*snapshot, error) {
-	s := &snapshot{byName: map[string]int{}, item: map[string][]byte{}, services: []serviceJSON{}, slackUsers: map[string][]string{}}
+	s := &snapshot{byName: map[string]int{}, item: map[string][]byte{}, services: []serviceJSON{}, slackUsers: map[string][]string{}, config: c}
 	s.probes, s.probeIdx = probeConfs(c)
 	if c != nil {
 		for _, u := range c.Users {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/readiness"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -85,6 +86,8 @@ type setupOpts struct {
 	ready    func(context.Context) error
 	config   *config.Config
 	quiet    bool // log warnings only (benchmarks)
+	// scorecard wires a readiness evaluator on the store and config.
+	scorecard bool
 }
 
 func setup(t testing.TB, so setupOpts) *bundle {
@@ -118,8 +121,14 @@ func setup(t testing.TB, so setupOpts) *bundle {
 		}
 		*u.dst = secret
 	}
-	b.srv, err = New(Options{Config: so.config, Store: st, Auth: b.auth, Audit: b.audit, Logger: log,
-		Registry: b.reg, Version: "test", Ready: so.ready})
+	opts := Options{Config: so.config, Store: st, Auth: b.auth, Audit: b.audit, Logger: log,
+		Registry: b.reg, Version: "test", Ready: so.ready}
+	if so.scorecard {
+		cfg := so.config
+		ev := &readiness.Evaluator{Store: st, Config: func() *config.Config { return cfg }, Logger: log}
+		opts.Scorecard = ev.Evaluate
+	}
+	b.srv, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

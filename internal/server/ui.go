@@ -14,23 +14,23 @@ import (
 	"github.com/stewardhq/steward/internal/store"
 )
 
-// auditPageSize is how many audit events a UI page or "load more" shows.
-const auditPageSize = 50
-
 // pageFiles are the UI pages; each is parsed with layout.html.
 var pageFiles = map[string][]string{
 	"login":     {"login.html"},
 	"services":  {"services.html"},
-	"service":   {"service.html"},
+	"service":   {"service.html", "score_parts.html"},
+	"drill":     {"drill.html"},
 	"audit":     {"audit.html", "audit_rows.html"},
 	"error":     {"error.html"},
 	"approvals": {"approvals.html", "action_parts.html"},
+	"overview":  {"overview.html", "action_parts.html", "score_parts.html"},
 	"actions":   {"actions.html", "action_parts.html"},
 	"action":    {"action.html", "action_parts.html"},
 	"reviews":   {"reviews.html", "action_parts.html"},
 	"issued":    {"issued.html"},
 	"probes":    {"probes.html"},
-	"probe":     {"probe.html"},
+	"probe":     {"probe.html", "probe_slo.html"},
+	"failures":  {"probe_failures.html"},
 }
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
@@ -41,6 +41,9 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		"short":       shortHash,
 		"statusClass": statusClass,
 		"ms":          func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+		"pct":         func(f float64) float64 { return f * 100 },
+		"trend":       trend,
+		"scoreClass":  scoreClass,
 	}
 	pages := map[string]*template.Template{}
 	for name, files := range pageFiles {
@@ -64,19 +67,21 @@ type page struct {
 	User  string // empty when not logged in
 	// Actions shows the approval pages in the nav (a pipeline is wired).
 	Actions bool
-	Data    any
+	// CSRF is the token state-changing forms send back (csrf.go); "" when
+	// not logged in.
+	CSRF string
+	Data any
 }
 
 func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /static/{file}", s.assets)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/services", http.StatusSeeOther)
-	})
+	mux.Handle("GET /{$}", s.ui(auth.PermRead, s.overviewPage))
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.Handle("GET /services", s.ui(auth.PermRead, s.servicesPage))
 	mux.Handle("GET /services/{name}", s.ui(auth.PermRead, s.servicePage))
+	mux.Handle("GET /drills/{id}", s.ui(auth.PermRead, s.drillPage))
 	mux.Handle("GET /probes", s.ui(auth.PermRead, s.probesPage))
 	mux.Handle("GET /probes/{service}/{probe}", s.ui(auth.PermRead, s.probePage))
 	mux.Handle("GET /audit", s.ui(auth.PermAuditRead, s.auditPage))
@@ -113,6 +118,16 @@ func (s *Server) uiBack(perm auth.Permission, back func(*http.Request) string, h
 			}
 			s.renderError(w, r, "", err)
 			return
+		}
+		if r.Method == http.MethodPost {
+			if err := parseForm(w, r); err != nil {
+				s.renderError(w, r, p.User.Name, err)
+				return
+			}
+			if err := checkCSRF(r); err != nil {
+				s.renderError(w, r, p.User.Name, err)
+				return
+			}
 		}
 		if perm != "" {
 			if err := p.Require(perm); err != nil {
@@ -166,13 +181,14 @@ type loginData struct {
 	Hint  string
 }
 
-// safeNext returns next when it is a path on this site, else /services.
+// safeNext returns next when it is a path on this site, else / (the
+// overview).
 func safeNext(next string) string {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/services"
+		return "/"
 	}
 	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
-		return "/services"
+		return "/"
 	}
 	return next
 }
@@ -215,6 +231,14 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.renderError(w, r, "", err)
+		return
+	}
+	if err := checkCSRF(r); err != nil {
+		s.renderError(w, r, "", err)
+		return
+	}
 	clearCookie(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -222,72 +246,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	snap := s.snap.Load()
 	s.render(w, r, http.StatusOK, "services", page{Title: "Services", Nav: "services", User: p.User.Name, Data: snap.services})
-	return nil
-}
-
-func (s *Server) servicePage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	name := r.PathValue("name")
-	svc, ok := s.snap.Load().service(name)
-	if !ok {
-		return fmt.Errorf("service %q: %w", name, store.ErrNotFound)
-	}
-	s.render(w, r, http.StatusOK, "service", page{Title: svc.Name, Nav: "services", User: p.User.Name, Data: svc})
-	return nil
-}
-
-// auditData is the audit page and its rows fragment.
-type auditData struct {
-	Actor, Action string
-	Events        []eventJSON
-	More          string // URL of the next rows fragment, "" at the end
-	MorePage      string // the same as a full page, for browsers without JS
-}
-
-func (s *Server) auditData(r *http.Request) (auditData, error) {
-	f, err := auditFilter(r, auditPageSize)
-	if err != nil {
-		return auditData{}, err
-	}
-	recs, err := s.store.ListAudit(r.Context(), f)
-	if err != nil {
-		return auditData{}, err
-	}
-	d := auditData{Actor: f.Actor, Action: f.Action, Events: make([]eventJSON, 0, len(recs))}
-	for _, rec := range recs {
-		d.Events = append(d.Events, eventView(rec))
-	}
-	if next := nextBefore(f, recs); next != nil {
-		q := url.Values{"before": {fmt.Sprint(*next)}}
-		for k, v := range map[string]string{"actor": f.Actor, "action": f.Action, "target": f.Target} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		if f.AfterSeq > 0 {
-			q.Set("after", fmt.Sprint(f.AfterSeq))
-		}
-		d.More = "/audit/rows?" + q.Encode()
-		d.MorePage = "/audit?" + q.Encode()
-	}
-	return d, nil
-}
-
-func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	d, err := s.auditData(r)
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Nav: "audit", User: p.User.Name, Data: d})
-	return nil
-}
-
-// auditRows answers "load more": the next rows and a new "load more" row.
-func (s *Server) auditRows(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	d, err := s.auditData(r)
-	if err != nil {
-		return err
-	}
-	s.renderTemplate(w, r, http.StatusOK, "audit", "audit_rows", d)
 	return nil
 }
 
@@ -305,11 +263,19 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, user string
 		return
 	}
 	d := errorData{Status: he.Status, Text: http.StatusText(he.Status), Message: he.Message, Hint: he.Hint}
+	if r.Header.Get("HX-Request") == "true" {
+		// htmx swaps the answer into part of a page: the error alone.
+		s.renderTemplate(w, r, he.Status, "error", "content", page{Title: d.Text, User: user, Data: d})
+		return
+	}
 	s.render(w, r, he.Status, "error", page{Title: d.Text, User: user, Data: d})
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.Actions = s.actions != nil
+	if p.User != "" {
+		p.CSRF = requestCSRF(r)
+	}
 	s.renderTemplate(w, r, status, name, "layout", p)
 }
 

@@ -153,6 +153,8 @@ type ProbeRollupRow struct {
 type RollupCounts struct {
 	Results int64 `json:"results"` // raw results folded into minute buckets
 	Minutes int64 `json:"minutes"` // minute buckets folded into hour buckets
+	// Artifacts counts the artifacts deleted with the raw results.
+	Artifacts int64 `json:"artifacts"`
 }
 
 const probeRollupCols = "service, probe, location, resolution, bucket_start, runs, up, down, errors, missed, duration_sum_ms, duration_max_ms"
@@ -206,6 +208,9 @@ func (s *Store) RollupProbeResults(ctx context.Context, before time.Time, rawKee
 	}
 	var err error
 	if c.Results, err = s.rollupStep(ctx, rawStep, upsert, rawCut); err != nil {
+		return c, err
+	}
+	if c.Artifacts, err = s.deleteProbeArtifactsBefore(ctx, rawCut); err != nil {
 		return c, err
 	}
 	if c.Minutes, err = s.rollupStep(ctx, minuteStep, upsert, minuteCut); err != nil {

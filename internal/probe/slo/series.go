@@ -253,3 +253,30 @@ func mod(a int64, n int) int {
 	}
 	return int(r)
 }
+
+// AddCounts counts good, bad and broken samples at once, all stamped at, as
+// Add would count them one by one; it is how aggregated history (minute
+// and hour rollups) is loaded. The caller classifies the samples: for a
+// latency objective, good means fast enough. It reports false and drops
+// the counts when at is older than the hour ring.
+func (s *Series) AddCounts(at time.Time, good, bad, broken int) bool {
+	if good < 0 || bad < 0 || broken < 0 || good+bad+broken == 0 {
+		return true
+	}
+	c := counts{good: int64(good), bad: int64(bad), broken: int64(broken)}
+	m := unixMinute(at)
+	s.advance(m)
+	h := floorDiv(m, minutesPerHour)
+	if !s.hourValid(h) {
+		return false
+	}
+	s.hours[mod(h, len(s.hours))].add(c)
+	if s.minuteValid(m) {
+		s.minutes[mod(m, len(s.minutes))].add(c)
+	}
+	return true
+}
+
+// Good reports whether sample counts as good for the objective: a success,
+// and for a latency objective, one no slower than the threshold.
+func (o Objective) Good(sample Sample) bool { return !sample.Broken && o.good(sample) }
