@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -265,7 +266,7 @@ func serve(ctx context.Context, g *globalOptions, cfg *config.Config, o *serveOp
 	}
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go reloadOnHUP(serveCtx, g, srv, pipeline, probes, log)
+	go reloadConfig(serveCtx, g, srv, pipeline, probes, log, configWatchInterval)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(serveCtx, ln) }()
 	r := &running{URL: "http://" + ln.Addr().String(), App: a}
@@ -352,36 +353,71 @@ func (p *probeRunner) stop() {
 	}
 }
 
-// reloadOnHUP reloads the config on SIGHUP; a bad config is logged and the
-// running one kept.
-func reloadOnHUP(ctx context.Context, g *globalOptions, srv *server.Server, p *action.Pipeline, probes *probeRunner, log interface {
+// configWatchInterval is how often serve looks for a changed config file.
+const configWatchInterval = 2 * time.Second
+
+// reloadConfig reloads the config on SIGHUP and when one of its files
+// (the main file or an include) changes on disk: a valid config replaces
+// the running one — the pipeline, the server and the probe schedule,
+// which restarts only the probes that changed — and an invalid one is
+// logged and ignored. A new file that an include glob would match is
+// picked up by the next SIGHUP or change of a known file.
+func reloadConfig(ctx context.Context, g *globalOptions, srv *server.Server, p *action.Pipeline, probes *probeRunner, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
-}) {
+}, every time.Duration) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	files := p.Config().Files
+	seen := fingerprint(files)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			now := fingerprint(files)
+			if now == seen {
+				continue
+			}
+			seen = now
+			log.Info("config file changed; reloading")
 		case <-hup:
-			cfg, err := g.loadConfig(true)
-			if err != nil {
-				log.Error("config reload rejected; keeping the running config", "err", err)
-				continue
-			}
-			if err := p.SetConfig(cfg); err != nil {
-				log.Error("config reload rejected; keeping the running config", "err", err)
-				continue
-			}
-			srv.SetConfig(cfg)
-			if err := probes.update(cfg); err != nil {
-				log.Error("config reloaded, but the probe schedule was not updated; the previous probes keep running", "err", err)
-			}
-			log.Info("config reloaded", "services", len(cfg.Services))
 		}
+		cfg, err := g.loadConfig(true)
+		if err != nil {
+			log.Error("config reload rejected; keeping the running config", "err", err)
+			continue
+		}
+		if err := p.SetConfig(cfg); err != nil {
+			log.Error("config reload rejected; keeping the running config", "err", err)
+			continue
+		}
+		srv.SetConfig(cfg)
+		if err := probes.update(cfg); err != nil {
+			log.Error("config reloaded, but the probe schedule was not updated; the previous probes keep running", "err", err)
+		}
+		files = cfg.Files
+		seen = fingerprint(files)
+		log.Info("config reloaded", "services", len(cfg.Services))
 	}
+}
+
+// fingerprint sums up the size and modification time of files; a file
+// that cannot be read counts as its error, so that its return is a change.
+func fingerprint(files []string) string {
+	var b strings.Builder
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s:%v\n", f, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d\n", f, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }
 
 // bootstrapUsers creates the users listed in config that do not exist yet

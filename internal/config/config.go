@@ -23,6 +23,9 @@ type Config struct {
 
 	// Path is the absolute path of the main config file.
 	Path string `yaml:"-"`
+	// Files are the absolute paths of every file loaded: the main file
+	// and its includes, sorted.
+	Files []string `yaml:"-"`
 }
 
 // Steward holds the settings of the Steward server.

@@ -65,6 +65,10 @@ func Parse(filename string, data []byte, opts LoadOptions) (*Config, error) {
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
+	for f := range l.seen {
+		cfg.Files = append(cfg.Files, f)
+	}
+	slices.Sort(cfg.Files)
 	return cfg, nil
 }
 
