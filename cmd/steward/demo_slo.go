@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,12 +17,18 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/demo"
 	"github.com/stewardhq/steward/internal/notify/webhook"
+	"github.com/stewardhq/steward/internal/probe"
+	"github.com/stewardhq/steward/internal/probe/agent"
 	"github.com/stewardhq/steward/internal/probe/slowatch"
 	"github.com/stewardhq/steward/internal/store"
 )
 
 // demoSiteService is the demo service whose probes watch the demo itself.
 const demoSiteService = "site"
+
+// demoAgentLocation is the location of the demo's probe agent: the
+// healthz probe runs from the server (local) and from it, quorum 2.
+const demoAgentLocation = "edge"
 
 // demoSLOInterval is how often the demo's server evaluates SLOs and alerts
 // (30s in production), so that an alert opens and resolves in seconds.
@@ -35,10 +43,43 @@ type demoSiteRig struct {
 	url    string
 	broken atomic.Bool
 	token  string
+	dir    string // the workspace
+
+	stopAgent func()            // nil until the agent started
+	agentDone chan agentOutcome // the agent's summary when it stopped
 }
 
-// Close stops the target.
-func (s *demoSiteRig) Close() { _ = s.srv.Close() }
+type agentOutcome struct {
+	sum agent.Summary
+	err error
+}
+
+// Close stops the agent and the target.
+func (s *demoSiteRig) Close() {
+	if s.stopAgent != nil {
+		s.stopAgent()
+		<-s.agentDone
+		s.stopAgent = nil
+	}
+	_ = s.srv.Close()
+}
+
+// startAgent runs a probe agent in process, as `steward agent --server URL
+// --token T --location edge` would on another machine. It runs until the
+// rig is closed, so that the served demo keeps its second location.
+func (s *demoSiteRig) startAgent(server string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopAgent = cancel
+	s.agentDone = make(chan agentOutcome, 1)
+	go func() {
+		sum, err := agent.Run(ctx, agent.Options{
+			Server: server, Token: s.token, Location: demoAgentLocation,
+			DataDir: filepath.Join(s.dir, "agent-"+demoAgentLocation), PollInterval: time.Second,
+			Version: version, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Second,
+		})
+		s.agentDone <- agentOutcome{sum, err}
+	}()
+}
 
 // demoListen returns the address listen binds to when it is free, else a
 // free loopback port: the probes need the server's address before it
@@ -79,7 +120,7 @@ func demoSiteSetup(ctx context.Context, g *globalOptions, ws *demo.Workspace, li
 	if err != nil {
 		return nil, err
 	}
-	rig := &demoSiteRig{url: "http://" + ln.Addr().String(), token: token}
+	rig := &demoSiteRig{url: "http://" + ln.Addr().String(), token: token, dir: ws.Dir}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkout", func(w http.ResponseWriter, _ *http.Request) {
 		if rig.broken.Load() {
@@ -107,6 +148,7 @@ services:
         interval: 1s
         timeout: 1s
         assert: status == 200 && duration < 500ms
+        locations: [local, %[4]s]
         slo: {availability: 99.9, latency: {threshold: 250ms, target: 99}}
       - name: ui
         type: journey
@@ -123,7 +165,7 @@ services:
           - {name: open-services, url: "%[2]s/services", assert: 'status == 200 && body contains "%[1]s"'}
         slo: {availability: 99}
       - {name: checkout, type: http, url: "%[3]s/checkout", interval: 1s, timeout: 1s, confirmations: 2}
-`, demoSiteService, server, rig.url)
+`, demoSiteService, server, rig.url, demoAgentLocation)
 	dir := filepath.Join(filepath.Dir(ws.ConfigPath), "services")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		rig.Close()
@@ -167,8 +209,22 @@ func demoSite(ctx context.Context, r *running, rig *demoSiteRig, recv *demo.Rece
 	report := func() (*slowatch.Status, error) {
 		return slowatch.Report(ctx, a.store, rig.Config, demoSiteService, time.Now())
 	}
+	rig.startAgent(r.URL)
+	var loc store.ProbeLocation
+	err := waitFor("the probe agent's first heartbeat", 30*time.Second, func() (bool, error) {
+		var err error
+		loc, err = a.store.GetProbeLocation(ctx, demoAgentLocation)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && loc.Healthy, err
+	})
+	if err != nil {
+		return err
+	}
+	step("a probe agent at location %q (steward agent, in process here) registered and runs site/healthz too; the server runs it as location local", demoAgentLocation)
 	var st *slowatch.Status
-	err := waitFor("the site's probes up", 30*time.Second, func() (bool, error) {
+	err = waitFor("the site's probes up", 30*time.Second, func() (bool, error) {
 		var err error
 		if st, err = report(); err != nil {
 			return false, err
@@ -184,6 +240,20 @@ func demoSite(ctx context.Context, r *running, rig *demoSiteRig, recv *demo.Rece
 		return err
 	}
 	step("the evaluator (job probe.slo, every %s here) sees site/healthz, site/ui and site/checkout up", demoSLOInterval)
+	latest, err := a.store.LatestProbeResults(ctx, demoSiteService)
+	if err != nil {
+		return err
+	}
+	var at []string
+	var statuses []probe.Status
+	for _, row := range latest {
+		if row.Probe == "healthz" {
+			at = append(at, row.Location+" "+row.Status)
+			statuses = append(statuses, probe.Status(row.Status))
+		}
+	}
+	v := probe.Quorum(statuses, 2)
+	step("site/healthz latest per location: %s; quorum 2 of 2: %s", strings.Join(at, ", "), v.Status)
 	for _, o := range st.Objectives {
 		var rates []string
 		for _, br := range o.BurnRates {
