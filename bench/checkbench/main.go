@@ -29,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/stewardhq/steward/bench/internal/proc"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/integrity"
 	"github.com/stewardhq/steward/internal/store"
@@ -102,7 +103,7 @@ func run(ctx context.Context, rows, rounds int, out io.Writer) error {
 
 	var version string
 	_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&version)
-	fmt.Fprintf(out, "PostgreSQL %s, %d rows, median of %d runs, load %s\n", version, rows, rounds, loadAvg())
+	fmt.Fprintf(out, "PostgreSQL %s, %d rows, median of %d runs, load %s\n", version, rows, rounds, proc.LoadAvg())
 	start := time.Now()
 	for _, s := range []string{
 		`CREATE TABLE orders (
@@ -266,12 +267,4 @@ func fmtDurations(ds []time.Duration) string {
 		parts = append(parts, fmt.Sprintf("%.3f", d.Seconds()))
 	}
 	return strings.Join(parts, " ")
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stewardhq/steward/bench/internal/proc"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/probe"
 	"github.com/stewardhq/steward/internal/probe/sched"
@@ -272,7 +273,7 @@ func measureSteward(o options) (stewardResult, error) {
 	}
 	cpu := cpuSelf() - cpu0
 	wall := time.Since(start)
-	rss, peak := memKiB("self")
+	rss, peak := proc.MemKiB("self")
 	lags, runs := sink.lags, sink.runs
 	slices.Sort(lags)
 	slices.Sort(runs)
@@ -417,7 +418,7 @@ func driveBlackbox(b *blackbox, o options) (blackboxResult, error) {
 	var inflight atomic.Int64
 	success := []byte("\nprobe_success 1\n")
 	runtime.GC()
-	cpu0, bb0 := cpuSelf(), cpuProc(b.cmd.Process.Pid)
+	cpu0, bb0 := cpuSelf(), proc.CPU(b.cmd.Process.Pid)
 	start := time.Now()
 	for i := range total {
 		at := start.Add(time.Duration(i) * period)
@@ -461,8 +462,8 @@ func driveBlackbox(b *blackbox, o options) (blackboxResult, error) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	cpu, bbCPU := cpuSelf()-cpu0, cpuProc(b.cmd.Process.Pid)-bb0
-	_, peak := memKiB(strconv.Itoa(b.cmd.Process.Pid))
+	cpu, bbCPU := cpuSelf()-cpu0, proc.CPU(b.cmd.Process.Pid)-bb0
+	_, peak := proc.MemKiB(strconv.Itoa(b.cmd.Process.Pid))
 	slices.Sort(lat)
 	slices.Sort(sends)
 	return blackboxResult{
@@ -504,7 +505,7 @@ func run(o options, out io.Writer) error {
 	rate := float64(o.probes) / o.interval.Seconds()
 	fmt.Fprintf(out, "%d HTTP probes every %s = %.0f checks/s against %s (new connection per check), %s per side, %d round(s)\n",
 		o.probes, o.interval, rate, target.url, o.duration, o.rounds)
-	fmt.Fprintf(out, "machine: %d CPUs, load average %s at start\n", runtime.NumCPU(), loadavg())
+	fmt.Fprintf(out, "machine: %d CPUs, load average %s at start\n", runtime.NumCPU(), proc.LoadAvg())
 	workers := fmt.Sprintf("%d (the default)", sched.DefaultCheapWorkers)
 	if o.workers > 0 {
 		workers = strconv.Itoa(o.workers)
@@ -513,35 +514,35 @@ func run(o options, out io.Writer) error {
 
 	var rounds []round
 	for i := range o.rounds {
-		r := round{loadStart: loadavg(), first: "steward"}
+		r := round{loadStart: proc.LoadAvg(), first: "steward"}
 		order := []string{"steward", "blackbox"}
 		if i%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 			r.first = "blackbox"
 		}
 		for _, side := range order {
-			t0, n0 := cpuProc(target.pid()), target.served()
+			t0, n0 := proc.CPU(target.pid()), target.served()
 			switch side {
 			case "steward":
 				if r.steward, err = runSteward(self, o); err != nil {
 					return err
 				}
-				r.targetS, r.servedS = cpuProc(target.pid())-t0, target.served()-n0
+				r.targetS, r.servedS = proc.CPU(target.pid())-t0, target.served()-n0
 			case "blackbox":
 				if r.blackbox, err = driveBlackbox(bb, o); err != nil {
 					return err
 				}
-				r.targetB, r.servedB = cpuProc(target.pid())-t0, target.served()-n0
+				r.targetB, r.servedB = proc.CPU(target.pid())-t0, target.served()-n0
 			}
 		}
-		r.loadEnd = loadavg()
+		r.loadEnd = proc.LoadAvg()
 		rounds = append(rounds, r)
 		report(out, i+1, r)
 	}
 	if len(rounds) > 1 {
 		summarize(out, rounds)
 	}
-	fmt.Fprintf(out, "machine: load average %s at end\n", loadavg())
+	fmt.Fprintf(out, "machine: load average %s at end\n", proc.LoadAvg())
 	fmt.Fprint(out, `
 What each CPU figure includes:
   steward   the whole Steward process from scheduler start to the last result stored: scheduling,
@@ -729,57 +730,4 @@ func cpuSelf() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// clockTick is the unit of /proc/PID/stat times (USER_HZ, 100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// cpuProc is the user+sys CPU time of process pid, from /proc/PID/stat.
-func cpuProc(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name may hold spaces; the fields after it are fixed.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * clockTick
-}
-
-// memKiB reads VmRSS and VmHWM of /proc/<pid>/status ("self" for this
-// process).
-func memKiB(pid string) (rss, peak int) {
-	f, err := os.Open("/proc/" + pid + "/status")
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(val), " kB"))
-		switch name {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			peak = n
-		}
-	}
-	return rss, peak
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

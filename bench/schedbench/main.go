@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -20,12 +19,12 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stewardhq/steward/bench/internal/proc"
 	"github.com/stewardhq/steward/internal/probe/sched"
 )
 
@@ -69,7 +68,7 @@ func run(jobs int, interval, duration time.Duration, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d no-op jobs, interval %s, %s per variant, load %s\n", jobs, interval, duration, loadavg())
+	fmt.Fprintf(out, "%d no-op jobs, interval %s, %s per variant, load %s\n", jobs, interval, duration, proc.LoadAvg())
 	var rs []result
 	for _, v := range []string{"sched", "ticker"} {
 		cmd := exec.Command(self, "-variant", v, "-jobs", strconv.Itoa(jobs), "-interval", interval.String(), "-duration", duration.String())
@@ -149,7 +148,7 @@ func measure(variant string, n int, interval, duration time.Duration) (result, e
 	default:
 		return result{}, fmt.Errorf("unknown variant %q", variant)
 	}
-	rss, peak := memKiB()
+	rss, peak := proc.MemKiB("self")
 	lags := sink.lags
 	slices.Sort(lags)
 	pct := func(p float64) time.Duration {
@@ -198,35 +197,4 @@ func tickerBaseline(keys []string, interval, duration time.Duration, sink *lagSi
 	for _, l := range lags {
 		sink.lags = append(sink.lags, l...)
 	}
-}
-
-func memKiB() (rss, peak int) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(val), " kB"))
-		switch name {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			peak = n
-		}
-	}
-	return rss, peak
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -125,45 +125,6 @@ func (p *agentProc) wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-// startServeAt runs `steward serve` on addr until the returned stop.
-func startServeAt(t *testing.T, cfgPath, addr string) func() {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() { done <- stewardCtx(t, ctx, "-c", cfgPath, "serve", "--listen", addr, "--grace", "2s") }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case r := <-done:
-			t.Fatalf("serve exited early: %+v", r)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve not ready after 20s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return func() {
-		cancel()
-		select {
-		case r := <-done:
-			if r.code != 0 {
-				t.Errorf("serve exit %d: %s", r.code, r.stderr)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop within 30s")
-		}
-	}
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -259,7 +220,7 @@ services:
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	stopServe := startServeAt(t, cfg, addr)
+	stopServe := startServeAt(t, cfg, addr, "")
 	agentTok := createToken(t, cfg, "agent-eu")
 	viewerTok := createToken(t, cfg, "watcher")
 
@@ -351,7 +312,7 @@ services:
 		waitFor(t, "the agent to notice the outage", 10*time.Second, func() bool {
 			return strings.Contains(ag.stderr.String(), "server unreachable")
 		})
-		stopServe = startServeAt(t, cfg, addr)
+		stopServe = startServeAt(t, cfg, addr, "")
 		up := time.Now()
 		// Uploads go oldest first, so a result scheduled after the restart
 		// means the backlog is in.

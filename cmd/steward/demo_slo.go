@@ -341,9 +341,20 @@ func demoSite(ctx context.Context, r *running, rig *demoSiteRig, recv *demo.Rece
 	if st, err = report(); err != nil {
 		return err
 	}
-	if n := len(st.Alerts); n != 0 {
-		return errors.New("alerts still open after the fix")
+	// Only checkout's alerts are the demo's doing; on a starved machine the
+	// 1s healthz probe may honestly miss its latency objective and alert.
+	var others []string
+	for _, al := range st.Alerts {
+		if al.Probe == "checkout" {
+			return fmt.Errorf("alert %d on site/checkout still open after the fix: %s", al.ID, al.Title)
+		}
+		others = append(others, al.Title)
 	}
-	step("slo status: no open alerts; the probe part of the demo took %.1fs (see steward slo status, and the SLO chart on /probes/site/healthz)", time.Since(start).Seconds())
+	if len(others) > 0 {
+		step("slo status: checkout has no open alert; other open alerts (this machine is slow): %s", strings.Join(others, "; "))
+	} else {
+		step("slo status: no open alerts")
+	}
+	step("the probe part of the demo took %.1fs (see steward slo status, and the SLO chart on /probes/site/healthz)", time.Since(start).Seconds())
 	return nil
 }

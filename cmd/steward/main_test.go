@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -328,16 +327,18 @@ func startServe(t *testing.T, storeURL string) (string, func()) {
 	return startServeConfig(t, cfgPath, storeURL)
 }
 
-// startServeConfig runs `steward serve` with a config file; storeURL may be
-// empty to use the config's store.
+// startServeConfig runs `steward serve` with a config file on a free
+// loopback port; storeURL may be empty to use the config's store.
 func startServeConfig(t *testing.T, cfgPath, storeURL string) (string, func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
+	return "http://" + addr, startServeAt(t, cfgPath, addr, storeURL)
+}
+
+// startServeAt runs `steward serve` on addr until the returned stop, which
+// fails the test when serve exits with an error; storeURL may be empty.
+func startServeAt(t *testing.T, cfgPath, addr, storeURL string) func() {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
@@ -347,10 +348,9 @@ func startServeConfig(t *testing.T, cfgPath, storeURL string) (string, func()) {
 		}
 		done <- stewardCtx(t, ctx, append(args, "serve", "--listen", addr, "--grace", "2s")...)
 	}()
-	url := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(url + "/readyz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -368,7 +368,7 @@ func startServeConfig(t *testing.T, cfgPath, storeURL string) (string, func()) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return url, func() {
+	return func() {
 		cancel()
 		select {
 		case r := <-done:

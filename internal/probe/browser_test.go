@@ -185,19 +185,23 @@ func TestBrowserDown(t *testing.T) {
 	}
 	closed := l.Addr().String()
 	l.Close()
+	// The cases that wait for something that never comes take their whole
+	// timeout; the others end as soon as the page answers, so they get a
+	// long one: the timeout includes waiting for a browser of the shared
+	// pool and starting Chromium, which takes seconds on a loaded machine.
 	tests := []struct {
-		name, steps, want string
+		name, timeout, steps, want string
 	}{
-		{"assertion", fmt.Sprintf(`[{navigate: "%s/broken"}, {assert: 'title == "Shop"'}]`, srv.URL), `step 2-assert: assertion failed: title == "Shop"`},
-		{"wait text", fmt.Sprintf(`[{navigate: "%s/broken"}, {wait_text: {selector: body, text: "all good"}}]`, srv.URL), `waiting for text "all good" in selector "body"`},
-		{"click", fmt.Sprintf(`[{navigate: "%s/broken"}, {click: "#buy"}]`, srv.URL), `waiting for selector "#buy" to click`},
-		{"http status", fmt.Sprintf(`[{navigate: "%s/fail"}]`, srv.URL), "HTTP status 500"},
-		{"refused", fmt.Sprintf(`[{navigate: "http://%s/"}]`, closed), "net::ERR_CONNECTION_REFUSED"},
+		{"assertion", "30s", fmt.Sprintf(`[{navigate: "%s/broken"}, {assert: 'title == "Shop"'}]`, srv.URL), `step 2-assert: assertion failed: title == "Shop"`},
+		{"wait text", "10s", fmt.Sprintf(`[{navigate: "%s/broken"}, {wait_text: {selector: body, text: "all good"}}]`, srv.URL), `waiting for text "all good" in selector "body"`},
+		{"click", "10s", fmt.Sprintf(`[{navigate: "%s/broken"}, {click: "#buy"}]`, srv.URL), `waiting for selector "#buy" to click`},
+		{"http status", "30s", fmt.Sprintf(`[{navigate: "%s/fail"}]`, srv.URL), "HTTP status 500"},
+		{"refused", "30s", fmt.Sprintf(`[{navigate: "http://%s/"}]`, closed), "net::ERR_CONNECTION_REFUSED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := loadProbe(t, fmt.Sprintf("- {name: shop, type: browser, interval: 1m, timeout: 5s, steps: %s}", tt.steps))
+			p := loadProbe(t, fmt.Sprintf("- {name: shop, type: browser, interval: 1m, timeout: %s, steps: %s}", tt.timeout, tt.steps))
 			res := run(t, p, Options{BrowserPool: pool})
 			wantStatus(t, res, Down, tt.want)
 		})

@@ -34,10 +34,10 @@ func (p *pool) push(occs []occurrence) {
 	p.mu.Lock()
 	p.queue = append(p.queue, occs...)
 	p.mu.Unlock()
-	if len(occs) == 1 {
+	// Wake one worker per occurrence, not all of them: a broadcast to a
+	// large pool for every batch of due runs is a thundering herd.
+	for range min(len(occs), p.size) {
 		p.cond.Signal()
-	} else {
-		p.cond.Broadcast()
 	}
 }
 
