@@ -7,6 +7,7 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
+	"github.com/stewardhq/steward/internal/testenv"
 )
 
 // TestDeliverJob runs the real River runner with the periodic delivery job:
@@ -14,7 +15,7 @@ import (
 // calling Deliver.
 func TestDeliverJob(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		cfg := config.Notify{Channels: webhookChannels(tg)}
 		b := setup(t, url, cfg, notify.Options{})

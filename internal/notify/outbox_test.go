@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,25 +24,6 @@ import (
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/testenv"
 )
-
-// stores is the matrix every outbox test runs on.
-var stores = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "steward.db") }},
-	{"postgres", func(t *testing.T) string { return testenv.PostgresURL(t) }},
-}
-
-func forEachStore(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Helper()
-	for _, s := range stores {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, s.url(t))
-		})
-	}
-}
 
 const hookSecret = "outbox-test-secret"
 
@@ -276,7 +256,7 @@ func msg(i int) notify.Message {
 
 func TestOutboxTargetDownThenBackDeliversEachOnce(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		b := setup(t, url, config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
 		tg.down() // connection refused
@@ -349,7 +329,7 @@ func TestOutboxTargetDownThenBackDeliversEachOnce(t *testing.T) {
 
 func TestOutboxBackoff(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		tg.setStatus(http.StatusInternalServerError)
 		b := setup(t, url, config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
@@ -383,7 +363,7 @@ func TestOutboxBackoff(t *testing.T) {
 
 func TestOutboxMaxAttemptsMarksFailed(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		tg.setStatus(http.StatusBadGateway)
 		b := setup(t, url, config.Notify{Channels: webhookChannels(tg)}, notify.Options{MaxAttempts: 3})
@@ -416,7 +396,7 @@ func TestOutboxMaxAttemptsMarksFailed(t *testing.T) {
 
 func TestOutboxSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		cfg := config.Notify{Channels: webhookChannels(tg)}
 		s, err := store.Open(t.Context(), url, store.Options{})
@@ -449,7 +429,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 
 func TestOutboxDedupAndResolve(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		b := setup(t, url, config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
 		m := notify.Message{Event: "probe.down", Severity: notify.SeverityCritical, Service: "shop", Title: "home down", DedupKey: "probe:home"}
@@ -490,7 +470,7 @@ func TestOutboxDedupAndResolve(t *testing.T) {
 
 func TestOutboxDedupRepeatsAndNewIncident(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tg := newTarget(t)
 		b := setup(t, url, config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
 		m := notify.Message{Event: "probe.down", Severity: notify.SeverityCritical, Title: "down", DedupKey: "k"}
@@ -566,7 +546,7 @@ func TestRoute(t *testing.T) {
 
 func TestOutboxRouting(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tgs := []*target{newTarget(t), newTarget(t), newTarget(t)}
 		cfg := config.Notify{
 			Channels: webhookChannels(tgs...),
@@ -601,7 +581,7 @@ func TestOutboxRouting(t *testing.T) {
 
 func TestOutboxConcurrentDeliverersSendEachOnce(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		tgs := []*target{newTarget(t), newTarget(t)}
 		for _, tg := range tgs {
 			tg.delay = 2 * time.Millisecond
@@ -660,7 +640,7 @@ func TestOutboxConcurrentDeliverersSendEachOnce(t *testing.T) {
 func TestEnqueueRejectsBadMessages(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
-	b := setup(t, stores[0].url(t), config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
+	b := setup(t, testenv.SQLiteStoreURL(t), config.Notify{Channels: webhookChannels(tg)}, notify.Options{})
 	for _, m := range []notify.Message{
 		{Severity: "info"},
 		{Event: "x", Severity: "urgent"},

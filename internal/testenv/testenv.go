@@ -221,3 +221,23 @@ func redact(u string) string {
 	}
 	return p.Redacted()
 }
+
+// SQLiteStoreURL returns the URL of a new SQLite store in t's temp dir.
+func SQLiteStoreURL(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "steward.db")
+}
+
+// ForEachStore runs fn as parallel subtests "sqlite" and "postgres", each
+// with the URL of a fresh store of that dialect (PostgresURL's rules apply).
+func ForEachStore(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Helper()
+	for _, s := range []struct {
+		name string
+		url  func(t testing.TB) string
+	}{{"sqlite", SQLiteStoreURL}, {"postgres", PostgresURL}} {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, s.url(t))
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/internal/probe/slowatch"
+	"github.com/stewardhq/steward/internal/testenv"
 )
 
 var t0 = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
@@ -28,7 +29,7 @@ services:
 // webhook through the outbox with matching dedup keys.
 func TestOutagePagesAndRecoveryResolves(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, shopYAML)
 		iv := 30 * time.Second
 		last := b.checks(t, "shop", "home", "local", iv, t0, 0, 720, "up", 80*time.Millisecond) // 6h up

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/probe/slowatch"
+	"github.com/stewardhq/steward/internal/testenv"
 )
 
 // Slow checks make a probe with a latency objective degraded (a ticket),
@@ -15,7 +16,7 @@ import (
 // nothing, and removing a probe from the config resolves its alerts.
 func TestLatencyServiceObjectiveAndRemoval(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, `
 services:
   - name: shop

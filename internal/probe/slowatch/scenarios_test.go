@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/internal/probe/slowatch"
+	"github.com/stewardhq/steward/internal/testenv"
 )
 
 // An outage inside a maintenance window opens nothing, and its checks are
 // left out of the budget.
 func TestMaintenanceMutesAndIsExcluded(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		iv := 30 * time.Second
 		// Series exclude whole minutes: the window covers the minutes of
 		// the outage's checks.
@@ -53,7 +54,7 @@ func TestMaintenanceMutesAndIsExcluded(t *testing.T) {
 // it had open before still resolves.
 func TestDependsOnSuppressesOpeningButResolves(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, `
 services:
   - name: shop
@@ -104,7 +105,7 @@ services:
 // two confirmations.
 func TestMinSamplesGuard(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, `
 services:
   - name: shop
@@ -142,7 +143,7 @@ services:
 // degraded (a ticket), not down.
 func TestQuorumOneBadLocationDoesNotPage(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, `
 services:
   - name: shop
@@ -186,7 +187,7 @@ services:
 // usable answers the slot is broken and spends no budget.
 func TestBrokenSlotsAreExcluded(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, url string) {
+	testenv.ForEachStore(t, func(t *testing.T, url string) {
 		b := setup(t, url, shopYAML)
 		iv := 30 * time.Second
 		b.checks(t, "shop", "home", "local", iv, t0, 0, 100, "up", 10*time.Millisecond)

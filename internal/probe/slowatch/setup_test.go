@@ -23,27 +23,7 @@ import (
 	"github.com/stewardhq/steward/internal/probe/sched"
 	"github.com/stewardhq/steward/internal/probe/slowatch"
 	"github.com/stewardhq/steward/internal/store"
-	"github.com/stewardhq/steward/internal/testenv"
 )
-
-// stores is the matrix every evaluator test runs on.
-var stores = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "steward.db") }},
-	{"postgres", func(t *testing.T) string { return testenv.PostgresURL(t) }},
-}
-
-func forEachStore(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Helper()
-	for _, s := range stores {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, s.url(t))
-		})
-	}
-}
 
 const hookSecret = "slo-test-secret"
 
