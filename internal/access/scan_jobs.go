@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/jobs"
@@ -29,10 +28,7 @@ func (ScanArgs) Kind() string { return "access.scan" }
 func (ScanArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		MaxAttempts: 1,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		}},
+		UniqueOpts:  jobs.UniqueWhileActive(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Registry holds the workers a Runner runs, one per job kind. Build it in
@@ -33,3 +34,14 @@ func Register[T river.JobArgs](r *Registry, w river.Worker[T]) {
 }
 
 func (r *Registry) has(kind string) bool { return r.kinds[kind] }
+
+// UniqueWhileActive is the uniqueness of a job that must not pile up: one
+// job with the same args queued or running at a time (available, pending,
+// retryable, running or scheduled); a new one can be inserted once it has
+// finished, failed or been cancelled.
+func UniqueWhileActive() river.UniqueOpts {
+	return river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}
+}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/jobs"
@@ -23,10 +22,7 @@ func (ScoreArgs) Kind() string { return "readiness.score" }
 func (ScoreArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		MaxAttempts: 3,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		}},
+		UniqueOpts:  jobs.UniqueWhileActive(),
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/jobs"
@@ -26,10 +25,7 @@ func (EvalArgs) Kind() string { return "probe.slo" }
 func (EvalArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		MaxAttempts: 1,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		}},
+		UniqueOpts:  jobs.UniqueWhileActive(),
 	}
 }
 
