@@ -31,6 +31,7 @@ func (s *Server) probeFailureRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/probes/{service}/{probe}/failures", s.api(auth.PermRead, s.apiProbeFailures))
 	mux.Handle("GET /api/v1/probes/artifacts/{id}", s.api(auth.PermRead, s.apiProbeArtifact))
 	mux.Handle("GET /probes/{service}/{probe}/failures", s.ui(auth.PermRead, s.probeFailuresPage))
+	mux.Handle("GET /probes/{service}/{probe}/slo", s.ui(auth.PermRead, s.probeSLOFragment))
 }
 
 // stepJSON is one step of a failed run, as stored.

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,6 +33,28 @@ func (s *Server) apiSLO(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, st)
+	return nil
+}
+
+// probeSLOFragment answers GET /probes/{service}/{probe}/slo: the SLO part
+// of the probe's page (objectives, charts, open alerts) for an htmx request,
+// as the service page embeds it; a browser without htmx is sent to the
+// probe's page.
+func (s *Server) probeSLOFragment(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	p, err := s.configuredProbe(r)
+	if err != nil {
+		return err
+	}
+	if r.Header.Get("HX-Request") != "true" {
+		http.Redirect(w, r, "/probes/"+url.PathEscape(p.Service)+"/"+url.PathEscape(p.Name)+"#probe-slo", http.StatusSeeOther)
+		return nil
+	}
+	d := s.probeSLOData(r, p.Service, p.Name, s.now())
+	if d == nil {
+		_, err := io.WriteString(w, `<p class="missing">No SLO is defined for this probe.</p>`)
+		return err
+	}
+	s.renderTemplate(w, r, http.StatusOK, "probe", "probe_slo", d)
 	return nil
 }
 

@@ -83,6 +83,18 @@ func TestProbePageSLOChart(t *testing.T) {
 	if r.StatusCode != 200 || strings.Contains(r.body, "style=") {
 		t.Errorf("probe page: %d or inline style/script", r.StatusCode)
 	}
+	// The service page embeds each probe's SLO part and recent failures,
+	// loaded by htmx from fragments.
+	r2 := b.do(t, "GET", "/services/shop", "", "Cookie: "+cookieName+"="+b.viewer)
+	for _, want := range []string{`hx-get="/probes/shop/home/slo"`, `hx-get="/probes/shop/home/failures"`} {
+		if !strings.Contains(r2.body, want) {
+			t.Errorf("/services/shop lacks %q", want)
+		}
+	}
+	f := b.do(t, "GET", "/probes/shop/home/slo", "", "Cookie: "+cookieName+"="+b.viewer, "HX-Request: true")
+	if f.StatusCode != 200 || !strings.Contains(f.body, "<h2>SLO and alerts</h2>") || !strings.Contains(f.body, `<svg class="chart slo-chart"`) || strings.Contains(f.body, "<html") {
+		t.Errorf("SLO fragment: %d\n%s", f.StatusCode, f.body)
+	}
 	// 8 daily budget points (7d window) and 49 hourly burn points.
 	if n := strings.Count(r.body, `class="point budget`); n != 8 {
 		t.Errorf("%d budget points, want 8", n)
