@@ -163,8 +163,8 @@ func (b *bundle) do(t *testing.T, method, path, token string, headers ...string)
 
 func (b *bundle) send(t *testing.T, req *http.Request) response {
 	t.Helper()
-	c := b.ts.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// A client of its own: parallel subtests share b.ts.Client().
+	c := &http.Client{Transport: b.ts.Client().Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)

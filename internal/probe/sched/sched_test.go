@@ -62,15 +62,27 @@ func TestCadenceWithoutDrift(t *testing.T) {
 			t.Fatalf("%s: %d runs in %s, want about 40", key, len(rs), 40*interval)
 		}
 		checkContiguous(t, key, rs, interval)
+		// A 50 ms cadence under the race detector on a loaded two-core
+		// machine may miss a slot now and then (recorded, never skipped);
+		// more than one in ten is a scheduler that cannot keep up.
 		var lags []time.Duration
+		missed := 0
 		for _, r := range rs {
-			if r.Status != StatusUp {
+			switch r.Status {
+			case StatusUp:
+				if got := r.Started.Sub(r.Scheduled); got != r.Lag {
+					t.Errorf("%s: lag %s, but started %s after scheduled", key, r.Lag, got)
+				}
+			case StatusMissed:
+				missed++
+				t.Logf("%s at %s: missed: %s", key, r.Scheduled, r.Error)
+			default:
 				t.Errorf("%s at %s: %s %s", key, r.Scheduled, r.Status, r.Error)
 			}
-			if got := r.Started.Sub(r.Scheduled); got != r.Lag {
-				t.Errorf("%s: lag %s, but started %s after scheduled", key, r.Lag, got)
-			}
 			lags = append(lags, r.Lag)
+		}
+		if missed > len(rs)/10 {
+			t.Errorf("%s: %d of %d runs missed, want at most one in ten", key, missed, len(rs))
 		}
 		// The last run starts as close to its slot as the first: no drift.
 		slices.Sort(lags)
