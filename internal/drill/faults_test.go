@@ -229,22 +229,22 @@ func mountTmpfs(t *testing.T, dir, opts string) {
 // recorded and alerted like a failed drill.
 func TestPgBackRestRealRestoreFullDisk(t *testing.T) {
 	t.Parallel()
-	s := startStanza(t)
-	s.psql(t, "postgres", "CREATE DATABASE shop")
-	s.psql(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL); "+
+	s := testenv.StartPgBackRest(t)
+	s.PSQL(t, s.Port, "postgres", "CREATE DATABASE shop")
+	s.PSQL(t, s.Port, "shop", "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL); "+
 		"INSERT INTO orders SELECT g, 'paid', now() FROM generate_series(1, 1000) g")
-	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "--type=full", "backup")
+	s.Run(t, "pgbackrest", "--config="+s.Conf, "--stanza=demo", "--type=full", "backup")
 	// pgBackRest retries a failed write after 15s by default: fail at once.
-	s.run(t, "sh", "-c", "echo job-retry=0 >> "+s.conf)
-	b := setup(t, strings.NewReplacer("SRC", s.url("shop"), "CONF", s.conf).Replace(pgbrYAML))
+	s.Run(t, "sh", "-c", "echo job-retry=0 >> "+s.Conf)
+	b := setup(t, strings.NewReplacer("SRC", s.URL("shop"), "CONF", s.Conf).Replace(pgbrYAML))
 
 	// A 4 MiB disk the cluster's owner can write: the backup (about 40
 	// MiB restored) does not fit.
-	small := filepath.Join(s.dir, "small")
-	s.run(t, "mkdir", small)
+	small := filepath.Join(s.Dir, "small")
+	s.Run(t, "mkdir", small)
 	opts := "size=4m,mode=0700"
-	if len(s.asUser) > 0 {
-		fi, err := os.Stat(s.dir)
+	if len(s.AsUser) > 0 {
+		fi, err := os.Stat(s.Dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,105 +21,6 @@ import (
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/testenv"
 )
-
-// stanza is a throwaway PostgreSQL cluster archiving into a real
-// pgBackRest stanza "demo" in a temporary directory (as in
-// internal/backup's tests). initdb refuses root, so under root the cluster
-// belongs to the postgres OS user.
-type stanza struct {
-	dir, conf, bin string
-	port           int
-	asUser         []string // prefix running a command as the cluster's owner
-}
-
-func (s *stanza) run(t *testing.T, argv ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	full := append(append([]string{}, s.asUser...), argv...)
-	out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
-
-func (s *stanza) psql(t *testing.T, db, sql string) string {
-	t.Helper()
-	return strings.TrimSpace(s.run(t, filepath.Join(s.bin, "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", filepath.Join(s.dir, "sock"), "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", sql))
-}
-
-// url is the source database's URL, through the cluster's socket.
-func (s *stanza) url(db string) string {
-	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db,
-		RawQuery: url.Values{"host": {filepath.Join(s.dir, "sock")}, "port": {strconv.Itoa(s.port)}}.Encode()}
-	return u.String()
-}
-
-func startStanza(t *testing.T) *stanza {
-	t.Helper()
-	if _, err := exec.LookPath("pgbackrest"); err != nil {
-		testenv.Skip(t, "pgbackrest is not installed (Debian package pgbackrest)")
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(matches) == 0 {
-		testenv.Skip(t, "PostgreSQL server binaries (initdb) are not installed")
-	}
-	s := &stanza{bin: filepath.Dir(matches[len(matches)-1])}
-	dir, err := os.MkdirTemp("", "steward-pgbackrest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dir = dir
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			testenv.Skip(t, "running as root and there is no postgres OS user to own the cluster")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		s.asUser = []string{"runuser", "-u", "postgres", "--"}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	for _, d := range []string{"sock", "repo", "log", "lock", "spool"} {
-		s.run(t, "mkdir", "-p", filepath.Join(dir, d))
-	}
-	s.conf = filepath.Join(dir, "pgbackrest.conf")
-	conf := fmt.Sprintf(`[global]
-repo1-path=%[1]s/repo
-log-path=%[1]s/log
-lock-path=%[1]s/lock
-spool-path=%[1]s/spool
-start-fast=y
-compress-type=lz4
-
-[demo]
-pg1-path=%[1]s/pgdata
-pg1-port=%[2]d
-pg1-socket-path=%[1]s/sock
-`, dir, s.port)
-	s.run(t, "sh", "-c", "cat > "+s.conf+" <<'EOF'\n"+conf+"EOF")
-	s.run(t, filepath.Join(s.bin, "initdb"), "-D", filepath.Join(dir, "pgdata"), "-U", "postgres", "-A", "trust", "--no-sync")
-	archive := fmt.Sprintf("pgbackrest --config=%s --stanza=demo archive-push %%p", s.conf)
-	s.run(t, filepath.Join(s.bin, "pg_ctl"), "-D", filepath.Join(dir, "pgdata"), "-l", filepath.Join(dir, "log", "pg.log"), "-w",
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off -c archive_mode=on -c wal_level=replica -c archive_command='%s'", s.port, filepath.Join(dir, "sock"), archive), "start")
-	t.Cleanup(func() {
-		full := append(append([]string{}, s.asUser...), filepath.Join(s.bin, "pg_ctl"), "-D", filepath.Join(dir, "pgdata"), "-m", "immediate", "stop")
-		_ = exec.Command(full[0], full[1:]...).Run()
-		os.RemoveAll(dir)
-	})
-	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "stanza-create")
-	return s
-}
 
 const pgbrYAML = `services:
   - name: shop
@@ -154,16 +53,16 @@ policies:
 // then 500 newer orders in archived WAL only, which recovery replays.
 func TestPgBackRestDrills(t *testing.T) {
 	t.Parallel()
-	s := startStanza(t)
-	s.psql(t, "postgres", "CREATE DATABASE shop")
-	s.psql(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL); "+
+	s := testenv.StartPgBackRest(t)
+	s.PSQL(t, s.Port, "postgres", "CREATE DATABASE shop")
+	s.PSQL(t, s.Port, "shop", "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL); "+
 		"INSERT INTO orders SELECT g, 'paid', now() - interval '3 hours' FROM generate_series(1, 1000) g")
-	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "--type=full", "backup")
+	s.Run(t, "pgbackrest", "--config="+s.Conf, "--stanza=demo", "--type=full", "backup")
 	newest := time.Now().Add(-time.Hour).Truncate(time.Second)
-	s.psql(t, "shop", fmt.Sprintf("INSERT INTO orders SELECT g, 'paid', '%s' FROM generate_series(1001, 1500) g", newest.UTC().Format(time.RFC3339)))
+	s.PSQL(t, s.Port, "shop", fmt.Sprintf("INSERT INTO orders SELECT g, 'paid', '%s' FROM generate_series(1001, 1500) g", newest.UTC().Format(time.RFC3339)))
 	// check switches to a new WAL segment and waits until it is archived.
-	s.run(t, "pgbackrest", "--config="+s.conf, "--stanza=demo", "check")
-	yaml := strings.NewReplacer("SRC", s.url("shop"), "CONF", s.conf).Replace(pgbrYAML)
+	s.Run(t, "pgbackrest", "--config="+s.Conf, "--stanza=demo", "check")
+	yaml := strings.NewReplacer("SRC", s.URL("shop"), "CONF", s.Conf).Replace(pgbrYAML)
 
 	t.Run("passes with RPO from the restored data", func(t *testing.T) {
 		t.Parallel()
@@ -218,7 +117,7 @@ func TestPgBackRestDrills(t *testing.T) {
 		}
 		svc := b.service("shop")
 		md, err := drill.Runbook(svc, svc.Drill("weekly"), drill.LastPassed(runs).Report, nil)
-		if err != nil || !strings.Contains(md, "pgbackrest --stanza=demo --config="+s.conf+" info") || strings.Contains(md, "sha256sum") {
+		if err != nil || !strings.Contains(md, "pgbackrest --stanza=demo --config="+s.Conf+" info") || strings.Contains(md, "sha256sum") {
 			t.Fatalf("runbook: %v\n%s", err, md)
 		}
 	})
@@ -249,7 +148,7 @@ func TestPgBackRestDrills(t *testing.T) {
 		b := setup(t, yaml)
 		latest := latestLabel(t, b)
 		// A database URL: pgBackRest restores clusters, not databases.
-		_, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: s.url("shop")})
+		_, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: latest, To: s.URL("shop")})
 		if err == nil || !strings.Contains(err.Error(), "pgBackRest backup of the whole cluster: it restores into a data directory") {
 			t.Fatalf("restore into a database: %v", err)
 		}
@@ -304,10 +203,10 @@ func TestPgBackRestDrills(t *testing.T) {
 // that it started nothing, then starts the cluster the way the result says
 // and checks that recovery brought back every order, also those only in
 // archived WAL (newest).
-func restoreDataDir(t *testing.T, b *bundle, s *stanza, newest time.Time) {
+func restoreDataDir(t *testing.T, b *bundle, s *testenv.PgBackRest, newest time.Time) {
 	t.Helper()
-	// Under s.dir, which the postgres OS user owns (under root).
-	dir := filepath.Join(s.dir, "restored-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	// Under s.Dir, which the postgres OS user owns (under root).
+	dir := filepath.Join(s.Dir, "restored-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if _, _, err := b.restore("shop", drill.RestoreParams{Database: "main", BackupID: "latest-is-not-an-id", To: "pgdata:" + dir}); err == nil ||
 		!strings.Contains(err.Error(), "no backup latest-is-not-an-id in shop/pitr: it lists") {
 		t.Fatalf("restore of an unknown label: %v", err)
@@ -357,7 +256,7 @@ func restoreDataDir(t *testing.T, b *bundle, s *stanza, newest time.Time) {
 		t.Fatalf("next steps %q, result %q", rep.NextSteps, act.Result.Summary)
 	}
 	start := strings.TrimPrefix(rep.NextSteps[0], "start it: ")
-	want := filepath.Join(s.bin, "pg_ctl") + " --pgdata=" + dir
+	want := filepath.Join(s.Bin, "pg_ctl") + " --pgdata=" + dir
 	if os.Geteuid() == 0 {
 		want = "runuser -u postgres -- " + want
 		fi, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
@@ -378,9 +277,9 @@ func restoreDataDir(t *testing.T, b *bundle, s *stanza, newest time.Time) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	sock := filepath.Join(dir, "sock")
-	s.run(t, "mkdir", sock)
+	s.Run(t, "mkdir", sock)
 	t.Cleanup(func() {
-		full := append(append([]string{}, s.asUser...), filepath.Join(s.bin, "pg_ctl"), "-D", dir, "-m", "immediate", "stop")
+		full := append(append([]string{}, s.AsUser...), filepath.Join(s.Bin, "pg_ctl"), "-D", dir, "-m", "immediate", "stop")
 		_ = exec.Command(full[0], full[1:]...).Run()
 	})
 	if out, err := exec.Command("sh", "-c", start+fmt.Sprintf(" -w -o \"-p %d -k %s -c listen_addresses='' -c archive_mode=off\"", port, sock)).CombinedOutput(); err != nil {
@@ -388,7 +287,7 @@ func restoreDataDir(t *testing.T, b *bundle, s *stanza, newest time.Time) {
 		t.Fatalf("start the restored cluster: %v\n%s\n%s", err, out, log)
 	}
 	psql := func(q string) string {
-		return strings.TrimSpace(s.run(t, filepath.Join(s.bin, "psql"), "-X", "-A", "-t", "-h", sock, "-p", strconv.Itoa(port), "-U", "postgres", "-d", "shop", "-c", q))
+		return strings.TrimSpace(s.Run(t, filepath.Join(s.Bin, "psql"), "-X", "-A", "-t", "-h", sock, "-p", strconv.Itoa(port), "-U", "postgres", "-d", "shop", "-c", q))
 	}
 	deadline := time.Now().Add(time.Minute)
 	for psql("SELECT pg_is_in_recovery()") != "f" {
