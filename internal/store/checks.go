@@ -117,54 +117,13 @@ type CheckRunFilter struct {
 
 // ListCheckRuns returns check runs newest first.
 func (s *Store) ListCheckRuns(ctx context.Context, f CheckRunFilter) ([]CheckRunRow, error) {
-	var where []string
-	var args []any
-	in := func(col string, not bool, vals []string) {
-		op := " IN ("
-		if not {
-			op = " NOT IN ("
-		}
-		where = append(where, col+op+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Check != "" {
-		where = append(where, "check_name = ?")
-		args = append(args, f.Check)
-	}
-	if len(f.Statuses) > 0 {
-		in("status", false, f.Statuses)
-	}
-	if len(f.NotStatuses) > 0 {
-		in("status", true, f.NotStatuses)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	q := "SELECT " + checkRunCols + " FROM check_runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(" ORDER BY started_at DESC, id DESC LIMIT %d", min(f.Limit, 1000))
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list check runs: %w", err)
-	}
-	defer rows.Close()
-	var out []CheckRunRow
-	for rows.Next() {
-		r, err := scanCheckRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list check runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	var w filter
+	w.eq("service", f.Service)
+	w.eq("check_name", f.Check)
+	w.in("status", f.Statuses)
+	w.notIn("status", f.NotStatuses)
+	q := "SELECT " + checkRunCols + " FROM check_runs" + w.where() + " ORDER BY started_at DESC, id DESC" + limitClause(f.Limit)
+	return list(ctx, s, "check runs", q, w.args, scanCheckRun)
 }
 
 // ViolationDelta is how the violating keys of a check changed with a run.

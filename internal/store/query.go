@@ -24,14 +24,25 @@ func (f *filter) eq(col, v string) {
 }
 
 // in adds "col IN (…)" when vs is not empty.
-func (f *filter) in(col string, vs []string) {
+func (f *filter) in(col string, vs []string) { f.list(col, " IN (", vs) }
+
+// notIn adds "col NOT IN (…)" when vs is not empty.
+func (f *filter) notIn(col string, vs []string) { f.list(col, " NOT IN (", vs) }
+
+func (f *filter) list(col, op string, vs []string) {
 	if len(vs) == 0 {
 		return
 	}
-	f.conds = append(f.conds, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vs)), ",")+")")
+	f.conds = append(f.conds, col+op+strings.TrimSuffix(strings.Repeat("?,", len(vs)), ",")+")")
 	for _, v := range vs {
 		f.args = append(f.args, v)
 	}
+}
+
+// add adds a condition with one placeholder and its argument.
+func (f *filter) add(cond string, arg any) {
+	f.conds = append(f.conds, cond)
+	f.args = append(f.args, arg)
 }
 
 // where is the WHERE clause, or "" when there is no condition.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -78,66 +77,27 @@ type AccessScanFilter struct {
 
 // ListAccessScans returns scans newest first (oldest first with Oldest).
 func (s *Store) ListAccessScans(ctx context.Context, f AccessScanFilter) ([]AccessScanRow, error) {
-	var where []string
-	var args []any
-	in := func(col string, not bool, vals []string) {
-		op := " IN ("
-		if not {
-			op = " NOT IN ("
-		}
-		where = append(where, col+op+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Database != "" {
-		where = append(where, "database = ?")
-		args = append(args, f.Database)
-	}
-	if len(f.Statuses) > 0 {
-		in("status", false, f.Statuses)
-	}
-	if len(f.NotStatuses) > 0 {
-		in("status", true, f.NotStatuses)
-	}
+	var w filter
+	w.eq("service", f.Service)
+	w.eq("database", f.Database)
+	w.in("status", f.Statuses)
+	w.notIn("status", f.NotStatuses)
 	if !f.From.IsZero() {
-		where = append(where, "started_at >= ?")
-		args = append(args, FormatTime(f.From))
+		w.add("started_at >= ?", FormatTime(f.From))
 	}
 	if !f.To.IsZero() {
-		where = append(where, "started_at < ?")
-		args = append(args, FormatTime(f.To))
+		w.add("started_at < ?", FormatTime(f.To))
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100
-	}
-	q := "SELECT " + accessScanCols + " FROM access_scans"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	order := "DESC"
 	if f.Oldest {
 		order = "ASC"
 	}
-	q += fmt.Sprintf(" ORDER BY started_at %s, id %s LIMIT %d", order, order, min(f.Limit, 10000))
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list access scans: %w", err)
-	}
-	defer rows.Close()
-	var out []AccessScanRow
-	for rows.Next() {
-		r, err := scanAccessScan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list access scans: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	q := "SELECT " + accessScanCols + " FROM access_scans" + w.where() +
+		fmt.Sprintf(" ORDER BY started_at %s, id %s LIMIT %d", order, order, min(f.Limit, 10000))
+	return list(ctx, s, "access scans", q, w.args, scanAccessScan)
 }
 
 // LiveGrantRoles returns the role (or user) names of the Steward grants on
