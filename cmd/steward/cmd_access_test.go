@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -15,30 +14,6 @@ import (
 
 	"github.com/stewardhq/steward/internal/testenv"
 )
-
-// stewardWithAccess runs the CLI in process like steward(), with the access
-// commands added when root.go does not register them yet.
-func stewardWithAccess(t *testing.T, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	g := &globalOptions{stdin: strings.NewReader(""), stderr: &errb}
-	root := newRootCmd(g)
-	if found, _, err := root.Find([]string{"access"}); err != nil || found == root {
-		root.AddCommand(accessCmd(g))
-	}
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(""))
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	cmd, err := root.ExecuteContextC(context.Background())
-	if err != nil {
-		if cmd != nil && isCobraUsageError(err) {
-			err = usageError{err}
-		}
-		reportError(&errb, err)
-	}
-	return result{exitCode(err), out.String(), errb.String()}
-}
 
 const accessConfig = `steward:
   data_dir: data
@@ -91,7 +66,7 @@ func setupAccessCLI(t *testing.T) *accessEnv {
 
 func (e *accessEnv) as(t *testing.T, user string, args ...string) result {
 	t.Helper()
-	return stewardWithAccess(t, append([]string{"-c", e.cfg, "--token", e.tokens[user]}, args...)...)
+	return steward(t, append([]string{"-c", e.cfg, "--token", e.tokens[user]}, args...)...)
 }
 
 type issuedOutput struct {

@@ -12,39 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/stewardhq/steward/internal/backup"
 	dbxall "github.com/stewardhq/steward/internal/dbx/all"
 	"github.com/stewardhq/steward/internal/drill"
 	"github.com/stewardhq/steward/internal/store"
 )
-
-// stewardWithDrill runs the CLI in process like steward(), with the drill
-// and restore commands added when root.go does not register them yet.
-func stewardWithDrill(t *testing.T, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	g := &globalOptions{stdin: strings.NewReader(""), stderr: &errb}
-	root := newRootCmd(g)
-	for _, c := range []*cobra.Command{newDrillCmd(g), newRestoreCmd(g)} {
-		if found, _, err := root.Find([]string{c.Name()}); err != nil || found == root || found.Name() != c.Name() {
-			root.AddCommand(c)
-		}
-	}
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(""))
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	cmd, err := root.ExecuteContextC(context.Background())
-	if err != nil {
-		if cmd != nil && isCobraUsageError(err) {
-			err = usageError{err}
-		}
-		reportError(&errb, err)
-	}
-	return result{exitCode(err), out.String(), errb.String()}
-}
 
 const drillCLIConfig = `steward:
   data_dir: data
@@ -115,7 +87,7 @@ func setupDrillCLI(t *testing.T, rto string) (cfgPath, dir string) {
 func TestDrillRunHistoryRunbook(t *testing.T) {
 	t.Parallel()
 	cfg, _ := setupDrillCLI(t, "10m")
-	r := stewardWithDrill(t, "-c", cfg, "drill", "run", "app/weekly", "-o", "json")
+	r := steward(t, "-c", cfg, "drill", "run", "app/weekly", "-o", "json")
 	var rep drill.Report
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil || rep.Status != "passed" || rep.RPOSource != "restored-data" {
 		t.Fatalf("drill run: %+v", r)
@@ -123,15 +95,15 @@ func TestDrillRunHistoryRunbook(t *testing.T) {
 	if !strings.Contains(r.stderr, "app/weekly: restore …") || !strings.Contains(r.stderr, "PASSED") {
 		t.Fatalf("no progress on stderr: %s", r.stderr)
 	}
-	r = stewardWithDrill(t, "-c", cfg, "drill", "run", "app/weekly")
+	r = steward(t, "-c", cfg, "drill", "run", "app/weekly")
 	if r.code != 0 || !strings.Contains(r.stdout, "drill app/weekly: PASSED") || !strings.Contains(r.stdout, "[passed] orders: value 500 == 500") {
 		t.Fatalf("drill run text: %+v", r)
 	}
-	r = stewardWithDrill(t, "-c", cfg, "drill", "history", "app/weekly")
+	r = steward(t, "-c", cfg, "drill", "history", "app/weekly")
 	if r.code != 0 || strings.Count(r.stdout, "passed") != 2 || !strings.Contains(r.stdout, "trend: ") {
 		t.Fatalf("history: %+v", r)
 	}
-	r = stewardWithDrill(t, "-c", cfg, "drill", "runbook", "app/weekly")
+	r = steward(t, "-c", cfg, "drill", "runbook", "app/weekly")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "# Restore runbook: app / main") || !strings.Contains(r.stdout, "app on-call") ||
 		!strings.Contains(r.stdout, "SELECT count(*) FROM orders") || !strings.Contains(r.stdout, "sha256sum -c") {
 		t.Fatalf("runbook: %+v", r)
@@ -141,16 +113,16 @@ func TestDrillRunHistoryRunbook(t *testing.T) {
 func TestDrillRunFailsExit1(t *testing.T) {
 	t.Parallel()
 	cfg, _ := setupDrillCLI(t, "1ms")
-	r := stewardWithDrill(t, "-c", cfg, "drill", "run", "app/weekly")
+	r := steward(t, "-c", cfg, "drill", "run", "app/weekly")
 	if r.code != exitFailed || !strings.Contains(r.stdout, "FAILED") || !strings.Contains(r.stdout, "RTO") {
 		t.Fatalf("failed drill: %+v", r)
 	}
-	r = stewardWithDrill(t, "-c", cfg, "drill", "runbook", "app/weekly")
+	r = steward(t, "-c", cfg, "drill", "runbook", "app/weekly")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "no passed run") {
 		t.Fatalf("runbook without a pass: %+v", r)
 	}
 	for _, args := range [][]string{{"drill", "run", "app"}, {"drill", "run", "app/nope"}, {"drill", "run", "nope/weekly"}} {
-		if r := stewardWithDrill(t, append([]string{"-c", cfg}, args...)...); r.code != exitUsage {
+		if r := steward(t, append([]string{"-c", cfg}, args...)...); r.code != exitUsage {
 			t.Errorf("%v: %+v", args, r)
 		}
 	}
@@ -159,13 +131,13 @@ func TestDrillRunFailsExit1(t *testing.T) {
 func TestRestoreCreatesAction(t *testing.T) {
 	t.Parallel()
 	cfg, dir := setupDrillCLI(t, "10m")
-	r := stewardWithDrill(t, "-c", cfg, "drill", "run", "app/weekly", "-o", "json")
+	r := steward(t, "-c", cfg, "drill", "run", "app/weekly", "-o", "json")
 	var rep drill.Report
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
 		t.Fatalf("drill run: %+v", r)
 	}
 	target := filepath.Join(dir, "restored.db")
-	r = stewardWithDrill(t, "-c", cfg, "restore", "app/main", "--backup", rep.BackupID, "--to", target, "--reason", "INC-7: lost orders")
+	r = steward(t, "-c", cfg, "restore", "app/main", "--backup", rep.BackupID, "--to", target, "--reason", "INC-7: lost orders")
 	if r.code != 0 && strings.Contains(r.stderr, "unknown action kind") {
 		t.Skip("restore.run is not registered in wiring.go's builtinKinds yet")
 	}
@@ -173,7 +145,7 @@ func TestRestoreCreatesAction(t *testing.T) {
 		!strings.Contains(r.stdout, "role:approver") || !strings.Contains(r.stdout, "risk:      critical") || !strings.Contains(r.stdout, "about 1 min") {
 		t.Fatalf("restore: %+v", r)
 	}
-	if r := stewardWithDrill(t, "-c", cfg, "restore", "app/main", "--backup", rep.BackupID, "--to", "postgres://u:secret@db/x", "--reason", "x"); r.code != exitUsage || !strings.Contains(r.stderr, "secret reference") {
+	if r := steward(t, "-c", cfg, "restore", "app/main", "--backup", rep.BackupID, "--to", "postgres://u:secret@db/x", "--reason", "x"); r.code != exitUsage || !strings.Contains(r.stderr, "secret reference") {
 		t.Fatalf("restore with a password in --to: %+v", r)
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"os"
@@ -10,35 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
 	_ "modernc.org/sqlite"
 )
-
-// stewardWithFix runs the CLI in process like steward(), with the fix and
-// sql commands added when root.go does not register them yet.
-func stewardWithFix(t *testing.T, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	g := &globalOptions{stdin: strings.NewReader(""), stderr: &errb}
-	root := newRootCmd(g)
-	for _, c := range []*cobra.Command{newFixCmd(g), newSQLCmd(g)} {
-		if found, _, err := root.Find([]string{c.Name()}); err != nil || found == root || found.Name() != c.Name() {
-			root.AddCommand(c)
-		}
-	}
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(""))
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	cmd, err := root.ExecuteContextC(context.Background())
-	if err != nil {
-		if cmd != nil && isCobraUsageError(err) {
-			err = usageError{err}
-		}
-		reportError(&errb, err)
-	}
-	return result{exitCode(err), out.String(), errb.String()}
-}
 
 const fixConfig = `steward:
   data_dir: data
@@ -94,7 +65,7 @@ func setupFix(t *testing.T) *fixEnv {
 
 func (e *fixEnv) as(t *testing.T, user string, args ...string) result {
 	t.Helper()
-	return stewardWithFix(t, append([]string{"-c", e.cfg, "--token", e.tokens[user]}, args...)...)
+	return steward(t, append([]string{"-c", e.cfg, "--token", e.tokens[user]}, args...)...)
 }
 
 func (e *fixEnv) status(t *testing.T, id int) string {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,34 +10,7 @@ import (
 	"testing"
 
 	"filippo.io/age"
-	"github.com/spf13/cobra"
 )
-
-// stewardKit runs the CLI in process like steward(), with the kit and
-// drill commands added when root.go does not register them yet.
-func stewardKit(t *testing.T, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	g := &globalOptions{stdin: strings.NewReader(""), stderr: &errb}
-	root := newRootCmd(g)
-	for _, c := range []*cobra.Command{newKitCmd(g), newDrillCmd(g)} {
-		if found, _, err := root.Find([]string{c.Name()}); err != nil || found == root || found.Name() != c.Name() {
-			root.AddCommand(c)
-		}
-	}
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(""))
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	cmd, err := root.ExecuteContextC(context.Background())
-	if err != nil {
-		if cmd != nil && isCobraUsageError(err) {
-			err = usageError{err}
-		}
-		reportError(&errb, err)
-	}
-	return result{exitCode(err), out.String(), errb.String()}
-}
 
 var kitCLISecrets = map[string]string{
 	"shop-superuser": "postgres://postgres:Kit-S3cret-Superuser@db.internal:5432/app",
@@ -74,7 +45,7 @@ func setupKitCLI(t *testing.T) *kitCLI {
 	if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := stewardKit(t, "-c", cfg, "drill", "run", "app/weekly"); r.code != 0 {
+	if r := steward(t, "-c", cfg, "drill", "run", "app/weekly"); r.code != 0 {
 		t.Fatalf("drill run: %+v", r)
 	}
 	k := &kitCLI{cfg: cfg, dir: dir, args: []string{"--shares", "5", "--threshold", "3"}}
@@ -121,7 +92,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 	t.Parallel()
 	k := setupKitCLI(t)
 	kitDir := filepath.Join(k.dir, "kit")
-	r := stewardKit(t, append([]string{"-c", k.cfg, "kit", "create", "--out", kitDir, "-o", "json"}, k.args...)...)
+	r := steward(t, append([]string{"-c", k.cfg, "kit", "create", "--out", kitDir, "-o", "json"}, k.args...)...)
 	var created kitCreateResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &created) != nil {
 		t.Fatalf("kit create: %+v", r)
@@ -148,7 +119,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 		for _, i := range idx {
 			args = append(args, shares[i])
 		}
-		r := stewardKit(t, args...)
+		r := steward(t, args...)
 		if r.code != 0 {
 			t.Fatalf("open %v: %+v", idx, r)
 		}
@@ -161,7 +132,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 			t.Fatalf("open without config: stderr %q", r.stderr)
 		}
 	}
-	r = stewardKit(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[1], shares[2], "-o", "json")
+	r = steward(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[1], shares[2], "-o", "json")
 	var opened kitOpenResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &opened) != nil || !opened.Recorded || len(opened.Credentials) != 2 ||
 		opened.Credentials[0].Value != kitCLISecrets["shop-superuser"] {
@@ -169,13 +140,13 @@ func TestKitCLIRoundTrip(t *testing.T) {
 	}
 
 	// Two shares are refused, naming who else is needed.
-	r = stewardKit(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[4])
+	r = steward(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[4])
 	if r.code != exitUsage || !strings.Contains(r.stderr, "too few shares: 2 given, this kit needs 3") || !strings.Contains(r.stderr, "2 (h2)") {
 		t.Fatalf("two shares: %+v", r)
 	}
 
 	// The drill proves the kit opens without printing a value.
-	r = stewardKit(t, "-c", k.cfg, "kit", "drill", kitDir, shares[1], shares[2], shares[4])
+	r = steward(t, "-c", k.cfg, "kit", "drill", kitDir, shares[1], shares[2], shares[4])
 	if r.code != 0 || !strings.Contains(r.stdout, "kit opens: 2 credentials recovered (shop-superuser, backup-key)") ||
 		!strings.Contains(r.stdout, "drill recorded") {
 		t.Fatalf("kit drill: %+v", r)
@@ -188,7 +159,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 
 	// The audit log has create, the failed and successful opens and the
 	// drill, and no secret value.
-	r = stewardKit(t, "-c", k.cfg, "audit", "export", "--since", "1", "--output", "jsonl")
+	r = steward(t, "-c", k.cfg, "audit", "export", "--since", "1", "--output", "jsonl")
 	if r.code != 0 {
 		t.Fatalf("audit export: %+v", r)
 	}
@@ -210,7 +181,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 			t.Fatal("the audit log contains a secret value")
 		}
 	}
-	if r := stewardKit(t, "-c", k.cfg, "audit", "verify"); r.code != 0 {
+	if r := steward(t, "-c", k.cfg, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %+v", r)
 	}
 
@@ -221,7 +192,7 @@ func TestKitCLIRoundTrip(t *testing.T) {
 	if err := os.WriteFile(bundle, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = stewardKit(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[1], shares[2])
+	r = steward(t, "-c", k.cfg, "kit", "open", kitDir, shares[0], shares[1], shares[2])
 	if r.code != exitFailed || !strings.Contains(r.stderr, "bundle.age has SHA-256") {
 		t.Fatalf("tampered bundle: %+v", r)
 	}
@@ -235,7 +206,7 @@ func TestKitCLICreateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(k.dir, "kit")
-	r := stewardKit(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, k.args...)...)
+	r := steward(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, k.args...)...)
 	if r.code != exitUsage || !strings.Contains(r.stderr, `kit credential "backup-key"`) || !strings.Contains(r.stderr, "nothing was written") {
 		t.Fatalf("missing secret: %+v", r)
 	}
@@ -251,7 +222,7 @@ func TestKitCLICreateRefusals(t *testing.T) {
 		{"--shares", "2", "--threshold", "3"},
 		{"--shares", "2", "--threshold", "1", "--recipient", "age1x", "--recipient", "age1y"},
 	} {
-		r := stewardKit(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, args...)...)
+		r := steward(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, args...)...)
 		if r.code != exitUsage {
 			t.Errorf("%v: %+v", args, r)
 		}
@@ -266,7 +237,7 @@ func TestKitCLICreateRefusals(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = stewardKit(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, k.args...)...)
+	r = steward(t, append([]string{"-c", k.cfg, "kit", "create", "--out", out}, k.args...)...)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "not empty") {
 		t.Fatalf("non-empty out: %+v", r)
 	}
@@ -279,7 +250,7 @@ func TestKitCLIOpenBadInput(t *testing.T) {
 	t.Parallel()
 	k := setupKitCLI(t)
 	kitDir := filepath.Join(k.dir, "kit")
-	if r := stewardKit(t, append([]string{"-c", k.cfg, "kit", "create", "--out", kitDir}, k.args...)...); r.code != 0 {
+	if r := steward(t, append([]string{"-c", k.cfg, "kit", "create", "--out", kitDir}, k.args...)...); r.code != 0 {
 		t.Fatalf("kit create: %+v", r)
 	}
 	shares := k.decryptShares(t, kitDir, 1, 2, 3)
@@ -293,7 +264,7 @@ func TestKitCLIOpenBadInput(t *testing.T) {
 		"missing share":   {[]string{kitDir, shares[0], filepath.Join(k.dir, "nope.txt"), shares[2]}, exitUsage, "share file"},
 		"encrypted share": {[]string{kitDir, shares[0], shares[1], filepath.Join(kitDir, "share-4-h4.age")}, exitUsage, "still encrypted"},
 	} {
-		r := stewardKit(t, append([]string{"-c", absent, "kit", "open"}, c.args...)...)
+		r := steward(t, append([]string{"-c", absent, "kit", "open"}, c.args...)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%s: %+v", name, r)
 		}
@@ -311,7 +282,7 @@ func TestKitCLIOpenBadInput(t *testing.T) {
 	if err := os.WriteFile(shares[2], []byte(strings.Join(lines, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := stewardKit(t, "-c", absent, "kit", "open", kitDir, shares[0], shares[1], shares[2])
+	r := steward(t, "-c", absent, "kit", "open", kitDir, shares[0], shares[1], shares[2])
 	if r.code != exitUsage || !strings.Contains(r.stderr, "fails its check line") {
 		t.Fatalf("damaged share: %+v", r)
 	}

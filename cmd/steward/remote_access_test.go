@@ -21,7 +21,7 @@ func TestAccessCLIAgainstServer(t *testing.T) {
 	url, stop := startServeConfig(t, e.cfg, "")
 	defer stop()
 	remote := func(user string, args ...string) result {
-		return stewardWithAccess(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
+		return steward(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
 	}
 
 	if r := remote("alice", "access", "request", "shop/main/read-only", "--for", "5h", "--reason", "INC-1"); r.code != exitUsage || !strings.Contains(r.stderr, "at most 4h") {
@@ -33,7 +33,7 @@ func TestAccessCLIAgainstServer(t *testing.T) {
 
 	done := make(chan result, 1)
 	go func() {
-		done <- stewardWithAccess(t, "--server", url, "--token", e.tokens["alice"], "access", "request", "shop/main/read-only", "--for", "1h",
+		done <- steward(t, "--server", url, "--token", e.tokens["alice"], "access", "request", "shop/main/read-only", "--for", "1h",
 			"--reason", "INC-42: stuck orders", "--wait", "60s", "--poll", "50ms", "-o", "json")
 	}()
 	var id string
@@ -152,7 +152,7 @@ func TestAccessBreakGlassCLIAgainstServer(t *testing.T) {
 	url, stop := startServeConfig(t, e.cfg, "")
 	defer stop()
 	remote := func(user string, args ...string) result {
-		return stewardWithAccess(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
+		return steward(t, append([]string{"--server", url, "--token", e.tokens[user]}, args...)...)
 	}
 	bg := func(user, target, dur string, extra ...string) result {
 		return remote(user, append([]string{"access", "break-glass", target, "--for", dur, "--reason", "INC-43: checkout down"}, extra...)...)
