@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/probe"
 	"github.com/stewardhq/steward/internal/store"
@@ -30,16 +31,18 @@ func runProbeLocations(ctx context.Context, g *globalOptions, out io.Writer) err
 	if err := g.validate(); err != nil {
 		return err
 	}
-	a, err := g.openApp(ctx)
+	var locs []probe.LocationStatus
+	err := g.withApp(ctx, auth.PermRead, func(a *app) error {
+		stored, err := a.store.ListProbeLocations(ctx)
+		if err != nil {
+			return err
+		}
+		locs = probe.Locations(stored, a.cfg, time.Now())
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	stored, err := a.store.ListProbeLocations(ctx)
-	if err != nil {
-		return err
-	}
-	locs := probe.Locations(stored, a.cfg, time.Now())
 	if g.json() {
 		return printJSON(out, locs)
 	}

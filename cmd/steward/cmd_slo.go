@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/probe/slo"
 	"github.com/stewardhq/steward/internal/probe/slowatch"
 )
@@ -56,15 +57,15 @@ func runSLOStatus(ctx context.Context, g *globalOptions, service string, out io.
 			return err
 		}
 	} else {
-		a, err := g.openApp(ctx)
-		if err != nil {
+		err := g.withApp(ctx, auth.PermRead, func(a *app) error {
+			if service != "" && a.cfg.Service(service) == nil {
+				return usagef("unknown service %q", service)
+			}
+			var err error
+			st, err = slowatch.Report(ctx, a.store, a.cfg, service, time.Now())
 			return err
-		}
-		defer a.Close()
-		if service != "" && a.cfg.Service(service) == nil {
-			return usagef("unknown service %q", service)
-		}
-		if st, err = slowatch.Report(ctx, a.store, a.cfg, service, time.Now()); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 	}
