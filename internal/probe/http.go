@@ -205,7 +205,7 @@ func (r *runner) roundTrip(ctx context.Context, c *http.Client, req request) (ex
 	if hreq.Header.Get("User-Agent") == "" {
 		hreq.Header.Set("User-Agent", "steward-probe")
 	}
-	start := time.Now()
+	start := tr.begin()
 	resp, err := c.Do(hreq)
 	if err != nil {
 		ex.phases = tr.phases(time.Since(start))
@@ -315,7 +315,16 @@ type tracer struct {
 	firstByte                     time.Duration
 }
 
-func newTracer() *tracer { return &tracer{start: time.Now()} }
+func newTracer() *tracer { return &tracer{} }
+
+// begin marks the request's start, from which the first byte and the
+// total are measured, and returns it.
+func (t *tracer) begin() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.start = time.Now()
+	return t.start
+}
 
 func (t *tracer) trace() *httptrace.ClientTrace {
 	lock := func(f func()) { t.mu.Lock(); f(); t.mu.Unlock() }
