@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // scanMysqlGrant is one line of SHOW GRANTS: privileges on an object, or roles.
@@ -280,6 +282,9 @@ func scanMySQL(ctx context.Context, db *sql.DB) ([]Principal, error) {
 			continue
 		}
 		locked, err := scanMysqlLocked(ctx, db, a)
+		if accountDropped(err) {
+			continue // dropped since it was listed (a grant revoked meanwhile): it cannot log in
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -288,6 +293,9 @@ func scanMySQL(ctx context.Context, db *sql.DB) ([]Principal, error) {
 		}
 		p := Principal{Name: a.user + "@" + a.host, User: a.user, Host: a.host, PasswordExpired: a.expired}
 		own, err := showGrants(a.user, a.host)
+		if accountDropped(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -459,6 +467,14 @@ func scanMysqlLocked(ctx context.Context, db *sql.DB, a scanMysqlAccount) (bool,
 		return false, errors.New("show create user returned nothing")
 	}
 	return false, nil
+}
+
+// accountDropped reports whether err says the account no longer exists:
+// MySQL and MariaDB answer SHOW CREATE USER and SHOW GRANTS for a user
+// dropped after the scan listed it with error 1133 or 1141.
+func accountDropped(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1133 || me.Number == 1141)
 }
 
 func scanQuoteMySQL(s string) string {
